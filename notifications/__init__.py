@@ -1,0 +1,1 @@
+"""Digests: grouping, templates and delivery by email, outbox and webhook."""

@@ -1,0 +1,1 @@
+"""The newswatch pipeline: config, fetch, parse, match, scheduling and the command line."""

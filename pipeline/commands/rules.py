@@ -1,0 +1,255 @@
+"""`newswatch rules check|test|explain` and `newswatch places list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from rich.progress import Progress
+
+from pipeline.assemble import wall_clock
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError, RuleError
+from pipeline.match import CompiledRules, Hit, compile_rules
+from pipeline.output import err, out, out_json
+from pipeline.ruletypes import Place, RuleSet
+from pipeline.status import load_config_rules
+from storage.articles import count_articles, get_article, iter_articles
+from storage.engine import open_database
+from storage.migrate import migrate
+
+_AGE = re.compile(r"^(\d+)([hdw])$")
+
+
+def check(args: argparse.Namespace) -> int:
+    """Validates every rule and place file; exit 1 with file:line:col messages.
+
+    Example: newswatch rules check
+    """
+    ruleset = load_config_rules(load_config(args.config))
+    for problem in ruleset.problems:
+        (err if problem.severity == "error" else out)(f"{problem} [{problem.severity}]")
+    errors = len(ruleset.errors)
+    out(f"{len(ruleset.rules)} rules, {len(ruleset.places)} places, {errors} errors, "
+        f"{len(ruleset.problems) - errors} warnings")
+    return 1 if errors else 0
+
+
+def _one_rule(config: Config, rule_id: str) -> tuple[RuleSet, CompiledRules]:
+    ruleset = load_config_rules(config)
+    rule = ruleset.rule(rule_id)
+    if rule is None:
+        known = ", ".join(r.id for r in ruleset.rules) or "none"
+        bad = [str(p) for p in ruleset.errors]
+        raise RuleError(
+            f"no rule {rule_id!r} loaded", hint=f"loaded rules: {known}" + "".join("\n" + b for b in bad)
+        )
+    return ruleset, compile_rules((rule,), ruleset.places)
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "selection": hit.selection,
+        "term": hit.term,
+        "place": hit.place,
+        "start": hit.start,
+        "end": hit.end,
+        "text": hit.text,
+    }
+
+
+def test_text(matcher: CompiledRules, rule_id: str, text: str) -> dict[str, Any]:
+    """The `rules test --text` object for one text."""
+    explanation = matcher.explain(rule_id, text)
+    return {
+        "rule": rule_id,
+        "matched": explanation.matched,
+        "hits": [hit_json(h) for h in explanation.hits] if explanation.matched else [],
+        "snippet": explanation.snippet,
+    }
+
+
+def test(args: argparse.Namespace) -> int:
+    """What a rule matches in stored history (--since) or in a text (--text, --jsonl).
+
+    Example: newswatch rules test border-security --since 30d
+    """
+    config = load_config(args.config)
+    _, matcher = _one_rule(config, args.rule)
+    if args.text:
+        result = test_text(matcher, args.rule, _read(args.text))
+        if args.json:
+            out(json.dumps(result, ensure_ascii=False))
+        else:
+            _print_result(result)
+        return 0
+    if args.jsonl:
+        for line_no, item in _jsonl(args.jsonl):
+            result = {"id": item.get("id", line_no), **test_text(matcher, args.rule, item["text"])}
+            out(json.dumps(result, ensure_ascii=False) if args.json else _line(result))
+        return 0
+    return _test_history(config, matcher, args)
+
+
+def _read(path: Any) -> str:
+    try:
+        return str(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _jsonl(path: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, line in enumerate(_read(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{line_no}: not JSON: {exc.msg}") from None
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ConfigError(f'{path}:{line_no}: each line must be {{"id": …, "text": "…"}}')
+        yield line_no, item
+
+
+def _line(result: dict[str, Any]) -> str:
+    words = ", ".join(sorted({h["text"] for h in result["hits"]}))
+    return f"{result['id']}: {'MATCH' if result['matched'] else 'no match'} {words}".rstrip()
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    out(f"{result['rule']}: {'MATCH' if result['matched'] else 'no match'}")
+    for hit in result["hits"]:
+        place = f" place={hit['place']}" if hit["place"] else ""
+        out(f"  {hit['selection']}: {hit['text']!r} [{hit['start']}:{hit['end']}] "
+            f"term={hit['term']!r}{place}")
+    if result["snippet"]:
+        out(f"  … {result['snippet']} …")
+
+
+def parse_age(text: str) -> timedelta:
+    found = _AGE.match(text.strip())
+    if not found:
+        raise ConfigError(f"--since {text!r} is not an age", hint="write e.g. 12h, 30d or 4w")
+    n, unit = int(found.group(1)), found.group(2)
+    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
+
+
+def history_matches(
+    config: Config, matcher: CompiledRules, *, since: str, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Runs the compiled rule over stored articles: what the service would have queued."""
+    start = wall_clock() - parse_age(since)
+    db = open_database(config.database_url)
+    migrate(db)
+    found: list[dict[str, Any]] = []
+    with db.session() as session, Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("matching stored articles", total=count_articles(session, since=start))
+        for article, feed in iter_articles(session, since=start):
+            for match in matcher.match(article.document, feed=feed.name, feed_tags=feed.tags.split()):
+                found.append({
+                    "article_id": article.id,
+                    "feed": feed.name,
+                    "title": article.title,
+                    "link": article.link,
+                    "published_at": article.published_at.isoformat(),
+                    "rule": match.rule_id,
+                    "hits": [hit_json(h) for h in match.hits],
+                    "snippet": match.snippet,
+                })
+            bar.advance(task)
+    db.dispose()
+    return found
+
+
+def _test_history(config: Config, matcher: CompiledRules, args: argparse.Namespace) -> int:
+    found = history_matches(config, matcher, since=args.since or "30d", progress=not args.json)
+    if args.json:
+        out_json(found)
+        return 0
+    for item in found:
+        words = ", ".join(sorted({h["text"] for h in item["hits"]}))
+        out(f"#{item['article_id']} {item['published_at'][:16]} [{item['feed']}] {item['title']}")
+        out(f"    matched: {words}")
+        if item["link"]:
+            out(f"    {item['link']}")
+    out(f"{len(found)} articles would have alerted for {args.rule}")
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    """Why an article matched a rule or didn't: hits, dropped ambiguous places, condition.
+
+    Example: newswatch rules explain border-security --article 42
+    """
+    config = load_config(args.config)
+    _, matcher = _one_rule(config, args.rule)
+    db = open_database(config.database_url)
+    migrate(db)
+    with db.session() as session:
+        row = get_article(session, args.article)
+        if row is None:
+            raise ConfigError(f"no stored article #{args.article}", hint="see `rules test --since`")
+        article, _feed = row
+        document = article.document
+    explanation = matcher.explain(args.rule, document)
+    doc = {
+        "rule": args.rule,
+        "article": args.article,
+        "matched": explanation.matched,
+        "selections": dict(explanation.selections),
+        "hits": [hit_json(h) for h in explanation.hits],
+        "dropped": [asdict(d) for d in explanation.dropped],
+        "snippet": explanation.snippet,
+    }
+    if args.json:
+        out_json(doc)
+        return 0
+    out(f"{args.rule} on article #{args.article}: {'MATCH' if doc['matched'] else 'no match'}")
+    for name, value in doc["selections"].items():
+        out(f"  selection {name}: {value}")
+    for hit in doc["hits"]:
+        out(f"    hit {hit['selection']}: {hit['text']!r} (term {hit['term']!r})")
+    for dropped in doc["dropped"]:
+        out(f"  dropped: {dropped}")
+    return 0
+
+
+def place_json(place: Place) -> dict[str, Any]:
+    return {
+        "id": place.id,
+        "kind": place.kind,
+        "country": place.country,
+        "region": place.region,
+        "coords": list(place.coords),
+        "groups": list(place.groups),
+        "names": {lang: list(names) for lang, names in place.names.items()},
+        "ambiguous": place.ambiguous,
+        "context": list(place.context),
+        "source": list(place.source),
+    }
+
+
+def places_list(args: argparse.Namespace) -> int:
+    """The gazetteer, optionally one group.
+
+    Example: newswatch places list --group panj-crossings --json
+    """
+    ruleset = load_config_rules(load_config(args.config))
+    places = [p for p in ruleset.places if not args.group or args.group in p.groups]
+    if args.group and not places:
+        raise ConfigError(
+            f"no place in group {args.group!r}", hint="groups: " + ", ".join(sorted(ruleset.groups()))
+        )
+    if args.json:
+        out_json([place_json(p) for p in places])
+        return 0
+    for p in places:
+        names = ", ".join(dict.fromkeys(p.all_names()))
+        out(f"{p.id:<40} {p.kind:<9} {p.country}  {names}")
+    out(f"{len(places)} places")
+    return 0

@@ -1,0 +1,1 @@
+"""Persistence for newswatch: models, engine, migrations and one module per aggregate."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the newswatch schema; applied by storage.migrate."""
