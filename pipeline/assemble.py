@@ -19,7 +19,7 @@ def wall_clock() -> datetime:
 
 
 def build_notifier(config: Config, nc: NotifierConfig) -> Notifier:
-    """One notifier from its config section; an email notifier with no SMTP host writes the outbox."""
+    """One notifier from its config section; email with no SMTP host writes the outbox."""
     if nc.type == "webhook":
         assert nc.url is not None
         return WebhookNotifier(

@@ -15,45 +15,74 @@ from storage.errors import NewswatchError
 Command = Callable[[argparse.Namespace], int]
 
 
-def _add(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, func: str, doc: str
-) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
-    parser.set_defaults(func=func)
-    return parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config.toml to use (default: ./config.toml)")
-    common.add_argument("--debug", action="store_true", help="log debug details and tracebacks")
+    # SUPPRESS: a subcommand's default must not overwrite --config given before its verb.
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="config.toml to use (default: $NEWSWATCH_CONFIG or ./config.toml)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log debug details and tracebacks",
+    )
     parser = argparse.ArgumentParser(
         prog="newswatch", description="Watches news feeds and sends digests.", parents=[common]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: str, doc: str, target: argparse._SubParsersAction = sub) -> Any:  # type: ignore[type-arg]
-        p = target.add_parser(name, help=doc.splitlines()[0], description=doc, parents=[common])
+    def add(
+        name: str,
+        func: str,
+        doc: str,
+        target: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = target.add_parser(
+            name, help=doc.splitlines()[0], description=doc, parents=[common]
+        )
         p.set_defaults(func=func)
         return p
 
     run = add("run", "run:run", "Run the service.\n\nExample: newswatch run --once")
     run.add_argument("--once", action="store_true", help="one cycle, then exit")
-    add("demo", "run:demo", "Serve the bundled sample feeds on 127.0.0.1, run one cycle, "
-        "write the digest to the outbox and print its path.\n\nExample: newswatch demo")
-    status = add("status", "status:status", "Feeds, rules, queued and failed digests.\n\n"
-                 "Example: newswatch status --json")
+    run.add_argument("--tick", type=float, default=30.0, help="seconds between cycles (default 30)")
+    add(
+        "demo",
+        "run:demo",
+        "Serve the bundled sample feeds on 127.0.0.1, run one cycle, "
+        "write the digest to the outbox and print its path.\n\nExample: newswatch demo",
+    )
+    status = add(
+        "status",
+        "status:status",
+        "Feeds, rules, queued and failed digests.\n\nExample: newswatch status --json",
+    )
     status.add_argument("--json", action="store_true")
 
     feeds = add("feeds", "", "List and edit feeds.").add_subparsers(
-        dest="feeds_command", required=True, metavar="VERB")
+        dest="feeds_command", required=True, metavar="VERB"
+    )
     add("list", "feeds:list_", "List feeds.\n\nExample: newswatch feeds list", feeds).add_argument(
-        "--json", action="store_true")
-    refresh = add("refresh", "feeds:refresh", "Make feeds due now (except held ones).\n\n"
-                  "Example: newswatch feeds refresh ozodi-tg", feeds)
+        "--json", action="store_true"
+    )
+    refresh = add(
+        "refresh",
+        "feeds:refresh",
+        "Make feeds due now (except held ones).\n\nExample: newswatch feeds refresh ozodi-tg",
+        feeds,
+    )
     refresh.add_argument("names", nargs="*")
-    feed_add = add("add", "feeds:add", "Add a feed to config.toml.\n\n"
-                   "Example: newswatch feeds add ozodi-tg https://www.ozodi.org/api/x --tag tg", feeds)
+    feed_add = add(
+        "add",
+        "feeds:add",
+        "Add a feed to config.toml.\n\n"
+        "Example: newswatch feeds add ozodi-tg https://www.ozodi.org/api/x --tag tg",
+        feeds,
+    )
     feed_add.add_argument("name")
     feed_add.add_argument("url")
     feed_add.add_argument("--tag", action="append", default=[])
@@ -66,40 +95,67 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", type=Path, nargs="?")
 
     rules = add("rules", "", "Check and test rules.").add_subparsers(
-        dest="rules_command", required=True, metavar="VERB")
-    add("check", "rules:check", "Validate every rule and place file.\n\n"
-        "Example: newswatch rules check", rules)
-    test = add("test", "rules:test", "What a rule matches in stored history or a text.\n\n"
-               "Example: newswatch rules test border-security --text article.txt --json", rules)
+        dest="rules_command", required=True, metavar="VERB"
+    )
+    add(
+        "check",
+        "rules:check",
+        "Validate every rule and place file.\n\nExample: newswatch rules check",
+        rules,
+    )
+    test = add(
+        "test",
+        "rules:test",
+        "What a rule matches in stored history or a text.\n\n"
+        "Example: newswatch rules test border-security --text article.txt --json",
+        rules,
+    )
     test.add_argument("rule")
     test.add_argument("--since", default=None, help="stored articles of this age, e.g. 30d")
     test.add_argument("--text", type=Path, help="a text file to match")
     test.add_argument("--jsonl", type=Path, help='lines of {"id": …, "text": …}')
     test.add_argument("--json", action="store_true")
-    explain = add("explain", "rules:explain", "Why an article matched a rule, or didn't.\n\n"
-                  "Example: newswatch rules explain border-security --article 42", rules)
+    explain = add(
+        "explain",
+        "rules:explain",
+        "Why an article matched a rule, or didn't.\n\n"
+        "Example: newswatch rules explain border-security --article 42",
+        rules,
+    )
     explain.add_argument("rule")
     explain.add_argument("--article", type=int, required=True)
     explain.add_argument("--json", action="store_true")
 
     places = add("places", "", "The gazetteer.").add_subparsers(
-        dest="places_command", required=True, metavar="VERB")
-    plist = add("list", "rules:places_list", "List places.\n\n"
-                "Example: newswatch places list --group panj-crossings --json", places)
+        dest="places_command", required=True, metavar="VERB"
+    )
+    plist = add(
+        "list",
+        "rules:places_list",
+        "List places.\n\nExample: newswatch places list --group panj-crossings --json",
+        places,
+    )
     plist.add_argument("--group")
     plist.add_argument("--json", action="store_true")
 
     digest = add("digest", "", "Preview, retry and resend digests.").add_subparsers(
-        dest="digest_command", required=True, metavar="VERB")
-    preview = add("preview", "digest:preview", "Render the next digest without sending it.\n\n"
-                  "Example: newswatch digest preview border-security --html next.html", digest)
+        dest="digest_command", required=True, metavar="VERB"
+    )
+    preview = add(
+        "preview",
+        "digest:preview",
+        "Render the next digest without sending it.\n\n"
+        "Example: newswatch digest preview border-security --html next.html",
+        digest,
+    )
     preview.add_argument("rule")
     preview.add_argument("--html", type=Path)
     retry = add("retry", "digest:retry", "Make deferred and failed deliveries due now.", digest)
     retry.add_argument("id", nargs="?")
     retry.add_argument("--all", action="store_true")
     add("resend", "digest:resend", "Send an uncertain or sent digest again.", digest).add_argument(
-        "id")
+        "id"
+    )
     return parser
 
 
@@ -114,6 +170,8 @@ def _resolve(spec: str) -> Command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `newswatch` console script."""
     args = build_parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.debug = getattr(args, "debug", False)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

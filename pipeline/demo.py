@@ -17,7 +17,7 @@ _LANGUAGES = ("en", "ru", "tg", "fa")
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keeps the demo's output to what the user asked for."""
 
 

@@ -11,7 +11,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -91,8 +91,7 @@ class Service:
         self.is_public = is_public
         self.worker = worker or default_worker_id()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self.ruleset: RuleSet = RuleSet(rules=(), places=())
-        self.matcher: CompiledRules = compile_rules((), ())
+        self.compiled: tuple[RuleSet, CompiledRules] = (RuleSet((), ()), compile_rules((), ()))
         self.settings = FetchSettings(
             user_agent=config.fetch.user_agent,
             timeout_s=config.fetch.timeout_s,
@@ -124,6 +123,17 @@ class Service:
         with self.db.session() as session:
             sync_feeds(session, specs, now=self.clock())
 
+    def reload_config(self, config: Config) -> None:
+        """Takes a changed config.toml's feeds; the rest needs a restart (logged)."""
+        if (config.database_url, config.rules_dir) != (
+            self.config.database_url,
+            self.config.rules_dir,
+        ):
+            logger.warning("database.url or rules_dir changed: restart newswatch to use them")
+        self.config = replace(self.config, feeds=config.feeds)
+        self.sync_feeds()
+        logger.info("config reloaded feeds=%d", len(config.feeds))
+
     def reload_rules(self) -> RuleSet:
         """Loads rules and places; a file that fails keeps its last good version running."""
         loaded = load_rules(
@@ -136,9 +146,23 @@ class Service:
         for problem in loaded.problems:
             logger.warning("rule problem: %s", problem)
         ruleset = keep_last_good(self.ruleset if self.ruleset.rules else None, loaded)
-        self.matcher = compile_rules(ruleset.rules, ruleset.places)
-        self.ruleset = ruleset
+        # One assignment: a cycle in flight keeps the (ruleset, matcher) pair it started with.
+        self.compiled = (ruleset, compile_rules(ruleset.rules, ruleset.places))
+        logger.info(
+            "rules loaded rules=%d places=%d problems=%d",
+            len(ruleset.rules),
+            len(ruleset.places),
+            len(ruleset.problems),
+        )
         return ruleset
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.compiled[0]
+
+    @property
+    def matcher(self) -> CompiledRules:
+        return self.compiled[1]
 
     # --- the cycle -------------------------------------------------------------------------
 
@@ -168,7 +192,9 @@ class Service:
             )
         except BaseException:
             with self.db.session() as session:
-                release_feeds(session, [f.id for f in feeds if f.id is not None], worker=self.worker)
+                release_feeds(
+                    session, [f.id for f in feeds if f.id is not None], worker=self.worker
+                )
             raise
         for feed, result in zip(feeds, results, strict=True):
             self.ingest(feed, result, now, report)
@@ -207,6 +233,7 @@ class Service:
         self, session: Session, feed: Feed, parsed: ParsedFeed, now: datetime, report: CycleReport
     ) -> int:
         assert feed.id is not None
+        ruleset, matcher = self.compiled  # one complete rule version for this feed's articles
         tags = tuple(feed.tags.split())
         new = 0
         for entry in parsed.articles:
@@ -217,8 +244,8 @@ class Service:
             if article.duplicate_of is not None:
                 continue
             assert article.id is not None
-            for match in self.matcher.match(article.document, feed=feed.name, feed_tags=tags):
-                rule = self.ruleset.rule(match.rule_id)
+            for match in matcher.match(article.document, feed=feed.name, feed_tags=tags):
+                rule = ruleset.rule(match.rule_id)
                 if rule is None:
                     continue
                 row = store_match(session, article.id, match, now=now)
@@ -250,7 +277,10 @@ class Service:
         interval = float(feed.interval_s)
         hold: str | None = None
         if result.retry_after_s is not None:
-            next_at, hold = next_after_retry_after(now, result.retry_after_s, interval), "retry-after"
+            next_at, hold = (
+                next_after_retry_after(now, result.retry_after_s, interval),
+                "retry-after",
+            )
         elif error:
             next_at = next_after_failure(now, interval, feed.error_count + 1, self.rng)
             hold = "backoff"
@@ -277,4 +307,3 @@ class Service:
         schedules = {rule.id: rule.digest for rule in self.ruleset.rules}
         report.digests = close_due_digests(self.db, schedules, now=now, tz=self.config.tz)
         report.deliveries = deliver_due(self.db, self.notifiers, now=now, worker=self.worker)
-

@@ -98,7 +98,7 @@ def collect_status(config: Config, *, now: datetime) -> dict[str, Any]:
     db = open_database(config.database_url)
     try:
         migrate(db)
-        with db.session() as session:
+        with db.session(write=False) as session:
             feeds = [feed_json(feed, n) for feed, n in list_feeds(session)]
             digests = digest_status(session)
     finally:

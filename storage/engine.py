@@ -38,15 +38,22 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error.
+
+        On SQLite a write transaction begins IMMEDIATE; `write=False` begins a deferred,
+        read-only one that never blocks the service (long scans, status).
 
         Raises:
             StorageError: the database is busy, full, read-only or corrupt.
         """
-        with translate_errors(self.url), Session(self.engine, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        bind = self.engine if write else self.engine.execution_options(newswatch_read_only=True)
+        with (
+            translate_errors(self.url),
+            Session(bind, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -96,7 +103,8 @@ def _sqlite_engine(url: sa.URL, busy_timeout_s: float) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get("newswatch_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

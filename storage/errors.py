@@ -1,10 +1,10 @@
 """The root of every error a user can cause or fix, and the storage layer's own errors.
 
-    NewswatchError
-    ├── StorageError            the database refused or failed (busy, full, corrupt)
-    │   └── MigrationError      the schema cannot be brought to this version
-    ├── pipeline.errors.ConfigError / RuleError / FetchError
-    └── notifications.errors.DeliveryError
+NewswatchError
+├── StorageError            the database refused or failed (busy, full, corrupt)
+│   └── MigrationError      the schema cannot be brought to this version
+├── pipeline.errors.ConfigError / RuleError / FetchError
+└── notifications.errors.DeliveryError
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class FetchLog(SQLModel, table=True):
 
 
 class Article(SQLModel, table=True):
-    """One entry of one feed, stored once. A syndicated copy points at the first via duplicate_of."""
+    """One entry of one feed, stored once; a syndicated copy points at the first."""
 
     __tablename__ = "articles"
     __table_args__ = (sa.UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),)
@@ -152,9 +152,10 @@ class Alert(SQLModel, table=True):
 
 
 class Digest(SQLModel, table=True):
-    """The outbox row: one digest for one (rule, notifier, period); the source of truth for delivery.
+    """The outbox row: one digest per (rule, notifier, period); the truth about delivery.
 
-    state: queued → sending → sent | failed (next_attempt_at set: retry; unset: permanent) | uncertain
+    state: queued → sending → sent | uncertain | failed
+    (failed with next_attempt_at set: will retry; unset: permanent)
     """
 
     __tablename__ = "digests"
@@ -196,7 +197,6 @@ class Delivery(SQLModel, table=True):
     finished_at: datetime | None = _when()
     outcome: str = "started"  # started | sent | retry | failed | uncertain
     detail: str | None = None
-
 
 
 __all__ = [

@@ -15,13 +15,14 @@ from rich.progress import Progress
 from pipeline.assemble import wall_clock
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, RuleError
-from pipeline.match import CompiledRules, Hit, compile_rules
+from pipeline.match import CompiledRules, Hit, Match, compile_rules
 from pipeline.output import err, out, out_json
 from pipeline.ruletypes import Place, RuleSet
 from pipeline.status import load_config_rules
 from storage.articles import count_articles, get_article, iter_articles
 from storage.engine import open_database
 from storage.migrate import migrate
+from storage.models import Article, Feed
 
 _AGE = re.compile(r"^(\d+)([hdw])$")
 
@@ -35,8 +36,10 @@ def check(args: argparse.Namespace) -> int:
     for problem in ruleset.problems:
         (err if problem.severity == "error" else out)(f"{problem} [{problem.severity}]")
     errors = len(ruleset.errors)
-    out(f"{len(ruleset.rules)} rules, {len(ruleset.places)} places, {errors} errors, "
-        f"{len(ruleset.problems) - errors} warnings")
+    out(
+        f"{len(ruleset.rules)} rules, {len(ruleset.places)} places, {errors} errors, "
+        f"{len(ruleset.problems) - errors} warnings"
+    )
     return 1 if errors else 0
 
 
@@ -47,7 +50,8 @@ def _one_rule(config: Config, rule_id: str) -> tuple[RuleSet, CompiledRules]:
         known = ", ".join(r.id for r in ruleset.rules) or "none"
         bad = [str(p) for p in ruleset.errors]
         raise RuleError(
-            f"no rule {rule_id!r} loaded", hint=f"loaded rules: {known}" + "".join("\n" + b for b in bad)
+            f"no rule {rule_id!r} loaded",
+            hint=f"loaded rules: {known}" + "".join("\n" + b for b in bad),
         )
     return ruleset, compile_rules((rule,), ruleset.places)
 
@@ -125,8 +129,10 @@ def _print_result(result: dict[str, Any]) -> None:
     out(f"{result['rule']}: {'MATCH' if result['matched'] else 'no match'}")
     for hit in result["hits"]:
         place = f" place={hit['place']}" if hit["place"] else ""
-        out(f"  {hit['selection']}: {hit['text']!r} [{hit['start']}:{hit['end']}] "
-            f"term={hit['term']!r}{place}")
+        out(
+            f"  {hit['selection']}: {hit['text']!r} [{hit['start']}:{hit['end']}] "
+            f"term={hit['term']!r}{place}"
+        )
     if result["snippet"]:
         out(f"  … {result['snippet']} …")
 
@@ -147,23 +153,27 @@ def history_matches(
     db = open_database(config.database_url)
     migrate(db)
     found: list[dict[str, Any]] = []
-    with db.session() as session, Progress(disable=not progress, transient=True) as bar:
+    with db.session(write=False) as session, Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("matching stored articles", total=count_articles(session, since=start))
         for article, feed in iter_articles(session, since=start):
-            for match in matcher.match(article.document, feed=feed.name, feed_tags=feed.tags.split()):
-                found.append({
-                    "article_id": article.id,
-                    "feed": feed.name,
-                    "title": article.title,
-                    "link": article.link,
-                    "published_at": article.published_at.isoformat(),
-                    "rule": match.rule_id,
-                    "hits": [hit_json(h) for h in match.hits],
-                    "snippet": match.snippet,
-                })
+            matches = matcher.match(article.document, feed=feed.name, feed_tags=feed.tags.split())
+            found.extend(_history_item(article, feed, match) for match in matches)
             bar.advance(task)
     db.dispose()
     return found
+
+
+def _history_item(article: Article, feed: Feed, match: Match) -> dict[str, Any]:
+    return {
+        "article_id": article.id,
+        "feed": feed.name,
+        "title": article.title,
+        "link": article.link,
+        "published_at": article.published_at.isoformat(),
+        "rule": match.rule_id,
+        "hits": [hit_json(h) for h in match.hits],
+        "snippet": match.snippet,
+    }
 
 
 def _test_history(config: Config, matcher: CompiledRules, args: argparse.Namespace) -> int:
@@ -243,7 +253,8 @@ def places_list(args: argparse.Namespace) -> int:
     places = [p for p in ruleset.places if not args.group or args.group in p.groups]
     if args.group and not places:
         raise ConfigError(
-            f"no place in group {args.group!r}", hint="groups: " + ", ".join(sorted(ruleset.groups()))
+            f"no place in group {args.group!r}",
+            hint="groups: " + ", ".join(sorted(ruleset.groups())),
         )
     if args.json:
         out_json([place_json(p) for p in places])

@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             out(summarise(service.run_cycle()))
             return 0
-        logger.info("newswatch running feeds=%d rules=%d", len(config.feeds), len(service.ruleset.rules))
+        logger.info(
+            "newswatch running feeds=%d rules=%d", len(config.feeds), len(service.ruleset.rules)
+        )
         run_forever(service.run_cycle)
     return 0
 
@@ -84,5 +86,7 @@ def summarise(report: CycleReport) -> str:
         f"alerts queued: {report.alerts}, digests: {len(report.digests)}",
     ]
     lines += [f"  feed {name}: {error}" for name, error in sorted(report.failed.items())]
-    lines += [f"  digest {d.digest_id}: {d.state} {d.detail or ''}".rstrip() for d in report.deliveries]
+    lines += [
+        f"  digest {d.digest_id}: {d.state} {d.detail or ''}".rstrip() for d in report.deliveries
+    ]
     return "\n".join(lines)
