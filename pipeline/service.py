@@ -208,7 +208,7 @@ class Service:
                 parsed = parse_feed(
                     result.body,
                     headers=result.headers,
-                    url=result.permanent_url or result.url,
+                    url=result.final_url or result.url,
                     now=now,
                     language=feed.language,
                 )
