@@ -28,6 +28,8 @@ def build_notifier(config: Config, nc: NotifierConfig) -> Notifier:
             format=nc.format,
             secret=nc.secret,
             timeout_s=nc.timeout_s or 15.0,
+            tz=config.tz,
+            clock=wall_clock,
         )
     to = nc.to or ("analyst@localhost",)
     if nc.type == "email" and nc.smtp_host:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 LEVELS = ("info", "low", "medium", "high", "critical")
 
@@ -97,6 +96,10 @@ class RuleSet:
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def place_names(self) -> dict[str, str]:
+        """Display names for digests: each place's first English name, else its first name."""
+        return {p.id: (p.names.get("en") or p.all_names() or (p.id,))[0] for p in self.places}
 
     def groups(self) -> set[str]:
         return {g for p in self.places for g in p.groups}

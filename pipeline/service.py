@@ -23,6 +23,7 @@ from pipeline.backoff import next_after_failure, next_after_retry_after, next_af
 from pipeline.config import Config
 from pipeline.errors import FetchError
 from pipeline.fetch import FeedRequest, FetchResult, FetchSettings, fetch_feeds
+from pipeline.leases import LeaseKeeper
 from pipeline.match import CompiledRules, compile_rules
 from pipeline.parse import ParsedFeed, parse_feed
 from pipeline.rules import keep_last_good, load_rules
@@ -34,6 +35,7 @@ from storage.feeds import (
     FeedSpec,
     FetchOutcome,
     claim_due_feeds,
+    holds_feed_lease,
     record_fetch,
     release_feeds,
     sync_feeds,
@@ -41,6 +43,7 @@ from storage.feeds import (
 from storage.migrate import migrate
 from storage.models import Feed
 from storage.outbox import queue_alerts
+from storage.workers import heartbeat, renew_leases
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ class Service:
         self.is_public = is_public
         self.worker = worker or default_worker_id()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.lease = timedelta(seconds=config.fetch.lease_s)
+        self.batch = max(config.fetch.concurrency * 4, 16)  # feeds claimed at a time
         self.compiled: tuple[RuleSet, CompiledRules] = (RuleSet((), ()), compile_rules((), ()))
         self.settings = FetchSettings(
             user_agent=config.fetch.user_agent,
@@ -167,20 +172,44 @@ class Service:
     # --- the cycle -------------------------------------------------------------------------
 
     def run_cycle(self) -> CycleReport:
-        """Fetches what is due, then closes and delivers what is due; reads the clock once."""
+        """Fetches what is due, then closes and delivers what is due.
+
+        The clock is read at the start, before each batch of feeds and before delivery: leases
+        are shared with other workers, so their expiry must be on fresh time.
+        """
         now = self.clock()
         report = CycleReport()
-        self.fetch_due(now, report)
-        self.deliver(now, report)
+        self.renew_leases(now)
+        with LeaseKeeper(self.renew_leases, interval_s=self.lease.total_seconds() / 3):
+            self.fetch_due(now, report)
+            self.deliver(self.clock(), report)
         return report
 
-    def fetch_due(self, now: datetime, report: CycleReport) -> None:
-        lease = timedelta(seconds=self.config.fetch.timeout_s * 4 + 60)
+    def renew_leases(self, now: datetime | None = None) -> None:
+        """The heartbeat: this worker is alive, and keeps the feeds and digests it holds."""
+        now = now or self.clock()
         with self.db.session() as session:
-            feeds = claim_due_feeds(session, now=now, worker=self.worker, lease=lease)
-        report.feeds_due = len(feeds)
-        if not feeds:
-            return
+            heartbeat(session, self.worker, host=socket.gethostname(), pid=os.getpid(), now=now)
+            renew_leases(session, worker=self.worker, now=now, lease=self.lease)
+
+    def fetch_due(self, now: datetime, report: CycleReport) -> None:
+        """Claims due feeds a batch at a time, so that several workers share them."""
+        seen: set[int | None] = set()
+        while True:
+            with self.db.session() as session:
+                feeds = claim_due_feeds(
+                    session, now=now, worker=self.worker, lease=self.lease, limit=self.batch
+                )
+            if not feeds or {f.id for f in feeds} <= seen:
+                return
+            seen |= {f.id for f in feeds}
+            report.feeds_due += len(feeds)
+            self.fetch_batch(feeds, now, report)
+            if len(feeds) < self.batch:
+                return
+            now = self.clock()
+
+    def fetch_batch(self, feeds: list[Feed], now: datetime, report: CycleReport) -> None:
         requests = [FeedRequest(f.name, f.url, f.etag, f.last_modified) for f in feeds]
         try:
             results = fetch_feeds(
@@ -218,6 +247,10 @@ class Service:
             error = f"HTTP {result.status}"
         outcome_error = error if not result.gone else "410 Gone: the feed was removed"
         with self.db.session() as session:
+            assert feed.id is not None
+            if not holds_feed_lease(session, feed.id, worker=self.worker):
+                logger.warning("lease lost feed=%s: another worker has it; not stored", feed.name)
+                return
             session.add(feed)
             new = self.store(session, feed, parsed, now, report) if parsed else 0
             record_fetch(session, feed, self.outcome(feed, result, parsed, outcome_error, now, new))
@@ -306,4 +339,11 @@ class Service:
     def deliver(self, now: datetime, report: CycleReport) -> None:
         schedules = {rule.id: rule.digest for rule in self.ruleset.rules}
         report.digests = close_due_digests(self.db, schedules, now=now, tz=self.config.tz)
-        report.deliveries = deliver_due(self.db, self.notifiers, now=now, worker=self.worker)
+        report.deliveries = deliver_due(
+            self.db,
+            self.notifiers,
+            now=now,
+            worker=self.worker,
+            lease=self.lease,
+            place_names=self.ruleset.place_names(),
+        )

@@ -199,6 +199,21 @@ class Delivery(SQLModel, table=True):
     detail: str | None = None
 
 
+class Worker(SQLModel, table=True):
+    """A `newswatch run` process sharing the database; its heartbeat says it is alive.
+
+    Its leases are the feeds and digests whose acquired_by names it (digests: `<id>:<token>`).
+    """
+
+    __tablename__ = "workers"
+
+    id: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    host: str = ""
+    pid: int = 0
+    started_at: datetime = _when(nullable=False)
+    last_heartbeat: datetime = _when(nullable=False, index=True)
+
+
 __all__ = [
     "DIGEST_STATES",
     "Alert",
@@ -210,5 +225,6 @@ __all__ = [
     "Match",
     "SQLModel",
     "UTCDateTime",
+    "Worker",
     "document_text",
 ]

@@ -142,7 +142,7 @@ def digest_id_for(rule_id: str, notifier: str, period: str) -> str:
 
 def new_token(worker: str) -> str:
     """A fencing token for one claim: the worker's name and a random suffix."""
-    return f"{worker[:60]}:{uuid.uuid4().hex[:12]}"
+    return f"{worker}:{uuid.uuid4().hex[:12]}"
 
 
 # ---------------------------------------------------------------------------------------------
