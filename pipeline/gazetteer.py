@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.ruletypes import Place, RuleProblem
+from pipeline.yamlfields import Fields, describe
 from pipeline.yamlsafe import (
     Document,
-    Fields,
     Map,
     Node,
     Scalar,
     Seq,
-    describe,
     display_path,
     read_yaml_file,
     suggest,

@@ -12,15 +12,13 @@ from pathlib import Path
 from pipeline.conditions import KEYWORDS, ConditionSyntaxError, parse_condition, selection_names
 from pipeline.gazetteer import STANDARD_GROUPS, load_gazetteer
 from pipeline.ruletypes import LEVELS, Place, Rule, RuleProblem, RuleSet, Selection
+from pipeline.yamlfields import Fields, describe
 from pipeline.yamlsafe import (
     Document,
-    Fields,
     Map,
     Node,
     Scalar,
     Seq,
-    closest,
-    describe,
     display_path,
     read_yaml_file,
     suggest,
@@ -38,11 +36,6 @@ _REQUIRED = {
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SELECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_SCHEDULES = ("immediate", "hourly", "daily", "weekly")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
-_SCHEDULE_HINT = "write immediate, hourly, daily HH:MM or weekly mon HH:MM"
 # What a version is made of: everything parsed, except the path (moving a file keeps the version).
 _RULE_FIELDS = ("id", "title", "description", "level", "notify", "digest", "feeds", "condition")
 _PLACE_FIELDS = ("id", "kind", "country", "region", "coords", "groups", "names", "ambiguous",
@@ -195,7 +188,7 @@ def _build_rule(fields: Fields, root: Map, refs: _References) -> Rule | None:
     description = _description(fields, root)
     level = fields.choice(root, "level", LEVELS)
     notify = _notify(fields, root, refs)
-    digest = _digest(fields, root)
+    digest = fields.schedule(root, "digest", default="immediate")
     feeds = _feeds(fields, root, refs)
     detection = _detection(fields, root, refs)
     if None in (rule_id, title, level, notify, digest, feeds, detection) or fields.failed:
@@ -252,82 +245,6 @@ def _notify(fields: Fields, root: Map, refs: _References) -> tuple[str, ...] | N
                 hint or f"add [notifiers.{name}] to config.toml",
             )
     return tuple(str(item.value).strip() for item in items)
-
-
-def _digest(fields: Fields, root: Map) -> str | None:
-    node = root.get("digest")
-    if node is None:
-        return "immediate"
-    if not (isinstance(node, Scalar) and isinstance(node.value, str)):
-        if isinstance(node, Scalar) and isinstance(node.value, int | float) and ":" in node.text:
-            message = "`digest` must be a string like `daily 08:00`; write it in quotes"
-            fields.error(node, message, f'write digest: "daily {node.text}"')
-        else:
-            fields.error(node, f"`digest` must be a schedule, not {describe(node)}", _SCHEDULE_HINT)
-        return None
-    try:
-        return _parse_digest(node.text)
-    except _ScheduleError as exc:
-        fields.error_at(node, exc.offset, f"`digest`: {exc.message}", exc.hint)
-        return None
-
-
-class _ScheduleError(Exception):
-    def __init__(self, offset: int, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.offset, self.message, self.hint = offset, message, hint
-
-
-def _parse_digest(text: str) -> str:
-    """A digest schedule, normalised ('Daily 8:00' → 'daily 08:00'; 'Monday' → 'mon')."""
-    words = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
-    if not words:
-        raise _ScheduleError(0, "the schedule is empty", _SCHEDULE_HINT)
-    (start, first), rest = words[0], words[1:]
-    kind = first.lower()
-    if kind not in _SCHEDULES:
-        if _TIME.match(first):
-            raise _ScheduleError(
-                start, f"{first!r} alone is not a schedule", f'write digest: "daily {first}"'
-            )
-        raise _ScheduleError(
-            start, f"unknown schedule {first!r}{suggest(kind, _SCHEDULES)}", _SCHEDULE_HINT
-        )
-    wanted = {"immediate": 0, "hourly": 0, "daily": 1, "weekly": 2}[kind]
-    if len(rest) != wanted:
-        example = "weekly mon 08:00" if kind == "weekly" else "daily 08:00"
-        offset = rest[wanted][0] if len(rest) > wanted else len(text.rstrip())
-        what = (
-            "takes no day or time" if not wanted else f"needs {'a day and ' * (wanted - 1)}a time"
-        )
-        raise _ScheduleError(offset, f"{kind!r} {what}", f'write digest: "{example}"')
-    parts = [kind]
-    if kind == "weekly":
-        parts.append(_parse_day(*rest[0], time=rest[1][1]))
-    if rest:
-        parts.append(_parse_time(*rest[-1]))
-    return " ".join(parts)
-
-
-def _parse_day(offset: int, word: str, *, time: str) -> str:
-    day = word.lower()
-    if day in _DAYS:
-        return day
-    if day in _DAY_NAMES:
-        return _DAYS[_DAY_NAMES.index(day)]
-    near = closest(day, _DAYS + _DAY_NAMES)
-    close = f" (did you mean {near[:3]!r}?)" if near else ""  # a full name: its abbreviation
-    hint = f'write a day as {", ".join(_DAYS)}, e.g. digest: "weekly mon {time}"'
-    raise _ScheduleError(offset, f"{word!r} is not a day of the week{close}", hint)
-
-
-def _parse_time(offset: int, word: str) -> str:
-    match = _TIME.match(word)
-    if match and int(match[1]) < 24 and int(match[2]) < 60:
-        return f"{int(match[1]):02d}:{match[2]}"
-    raise _ScheduleError(
-        offset, f"{word!r} is not a time of day", "write HH:MM from 00:00 to 23:59"
-    )
 
 
 def _feeds(fields: Fields, root: Map, refs: _References) -> tuple[str, ...] | None:

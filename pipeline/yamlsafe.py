@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,7 +382,7 @@ def _align(text: str, scalar: Scalar, offset: int) -> int:
     return min(i, max(scalar.end, scalar.start))
 
 
-# -- checking values ------------------------------------------------------------------------------
+# -- suggestions and files ------------------------------------------------------------------------
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -396,130 +396,6 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest of `choices`, or ''."""
     close = closest(word, choices)
     return f" (did you mean {close!r}?)" if close else ""
-
-
-def describe(node: Node | None) -> str:
-    """How a value reads in a message: 'a list', 'a mapping', 'the number 12', 'empty'."""
-    if isinstance(node, Seq):
-        return "a list"
-    if isinstance(node, Map):
-        return "a mapping"
-    if node is None or node.value is None:
-        return "empty"
-    if isinstance(node.value, bool):
-        return f"{node.text} (YAML reads it as {str(node.value).lower()})"
-    if isinstance(node.value, int | float):
-        return f"{node.text} (YAML reads it as the number {node.value})"
-    return repr(node.value)
-
-
-class Fields:
-    """Typed reads of a document's values; every mismatch becomes a RuleProblem, none raises."""
-
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.problems: list[RuleProblem] = []
-
-    def add(self, at: tuple[int, int], message: str, hint: str | None, severity: str) -> None:
-        self.problems.append(RuleProblem(self.doc.path, *at, message, hint, severity))
-
-    def error(self, at: Node, message: str, hint: str | None = None) -> None:
-        self.add((at.line, at.col), message, hint, "error")
-
-    def warn(self, at: Node, message: str, hint: str | None = None) -> None:
-        self.add((at.line, at.col), message, hint, "warning")
-
-    def error_at(self, scalar: Scalar, offset: int, message: str, hint: str | None = None) -> None:
-        """An error at character `offset` of a scalar's value (past its end: just after it)."""
-        text = scalar.text.rstrip()
-        if offset < len(text):
-            at = self.doc.position(scalar, offset)
-        else:
-            line, col = self.doc.position(scalar, max(len(text) - 1, 0))
-            at = (line, col + (1 if text else 0))
-        self.add(at, message, hint, "error")
-
-    @property
-    def failed(self) -> bool:
-        return any(p.severity == "error" for p in self.problems)
-
-    def keys(
-        self, node: Map, allowed: Sequence[str], required: Mapping[str, str], what: str = ""
-    ) -> None:
-        """Unknown keys (with the closest allowed one); missing required ones (with an example)."""
-        suggested: set[str | None] = set()
-        for key, _ in node.entries:
-            if key.text not in allowed:
-                close = closest(key.text, allowed)
-                suggested.add(close)
-                hint = None if close else f"allowed keys{what}: {', '.join(allowed)}"
-                self.error(key, f"unknown key {key.text!r}{suggest(key.text, allowed)}", hint)
-        for name, example in required.items():
-            if node.key(name) is None and name not in suggested:  # 'notfy': one message
-                self.error(node, f"missing key `{name}`{what}", f"add {example}")
-
-    def string(self, node: Map, key: str, example: str) -> str | None:
-        """The string at `key`; None (after a problem) when it is missing, empty or not a string."""
-        value = node.get(key)
-        if value is None:
-            return None
-        if isinstance(value, Scalar) and isinstance(value.value, str) and value.value.strip():
-            return value.value.strip()
-        self.not_a_string(value, f"`{key}`", example, key)
-        return None
-
-    def not_a_string(self, value: Node, what: str, example: str, key: str = "") -> None:
-        if isinstance(value, Scalar) and (value.value is None or str(value.value).strip() == ""):
-            self.error(value, f"{what} is empty", f"write {example}")
-        elif isinstance(value, Scalar) and value.style == "":
-            quoted = f'{key}: "{value.text}"' if key else f'"{value.text}"'
-            self.error(value, f"{what} must be a string; write it in quotes", f"write {quoted}")
-        else:
-            self.error(value, f"{what} must be a string, not {describe(value)}", f"write {example}")
-
-    def strings(self, node: Map, key: str, example: str) -> list[Scalar] | None:
-        """The non-empty strings of the list at `key`; None after a problem with the list itself."""
-        value = node.get(key)
-        if value is None:
-            return None
-        if isinstance(value, Scalar) and value.value is None:
-            self.error(value, f"`{key}` is empty", f"write {example}")
-            return None
-        if not isinstance(value, Seq):
-            hint = (
-                f"write {key}: [{value.text}]" if isinstance(value, Scalar) else f"write {example}"
-            )
-            self.error(value, f"`{key}` must be a list, not {describe(value)}", hint)
-            return None
-        items = []
-        for item in value.items:
-            if isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip():
-                items.append(item)
-            else:
-                self.not_a_string(item, f"an item of `{key}`", example)
-        return items
-
-    def boolean(self, node: Map, key: str, default: bool) -> bool:
-        value = node.get(key)
-        if value is None:
-            return default
-        if isinstance(value, Scalar) and isinstance(value.value, bool):
-            return value.value
-        self.error(value, f"`{key}` must be true or false, not {describe(value)}")
-        return default
-
-    def choice(self, node: Map, key: str, choices: Sequence[str]) -> str | None:
-        """The value at `key` when it is one of `choices` (e.g. `level: NO` is not)."""
-        value = node.get(key)
-        if value is None:
-            return None
-        if isinstance(value, Scalar) and isinstance(value.value, str) and value.value in choices:
-            return value.value
-        close = ""
-        if isinstance(value, Scalar) and isinstance(value.value, str):
-            close = suggest(value.value.strip().lower(), choices)
-        self.error(value, f"`{key}` must be one of {', '.join(choices)}{close}")
-        return None
 
 
 def read_yaml_file(path: Path, display: str, *, max_bytes: int = MAX_BYTES) -> Document:

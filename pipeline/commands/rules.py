@@ -8,8 +8,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.assemble import wall_clock
@@ -100,14 +102,18 @@ def test(args: argparse.Namespace) -> int:
     return _test_history(config, matcher, args)
 
 
-def _read(path: Any) -> str:
+def _read(path: Path) -> str:
+    """The file's text exactly (no newline translation), so hit offsets point into it."""
     try:
-        return str(path.read_text(encoding="utf-8"))
+        return path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        bad = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(f"{path}: not UTF-8 ({bad})", hint="save the file as UTF-8") from None
 
 
-def _jsonl(path: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for line_no, line in enumerate(_read(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -134,7 +140,7 @@ def _print_result(result: dict[str, Any]) -> None:
             f"term={hit['term']!r}{place}"
         )
     if result["snippet"]:
-        out(f"  … {result['snippet']} …")
+        out(f"  snippet: {result['snippet']}")
 
 
 def parse_age(text: str) -> timedelta:
@@ -148,19 +154,35 @@ def parse_age(text: str) -> timedelta:
 def history_matches(
     config: Config, matcher: CompiledRules, *, since: str, progress: bool = False
 ) -> list[dict[str, Any]]:
-    """Runs the compiled rule over stored articles: what the service would have queued."""
+    """Runs the compiled rule over stored articles: what the service would have queued.
+
+    Syndicated copies are skipped and each article is matched as the feed it came from, as the
+    service does. `progress` draws a bar on stderr when it is a terminal.
+
+    Raises:
+        ConfigError: `since` is not an age such as 30d.
+    """
     start = wall_clock() - parse_age(since)
     db = open_database(config.database_url)
-    migrate(db)
     found: list[dict[str, Any]] = []
-    with db.session(write=False) as session, Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("matching stored articles", total=count_articles(session, since=start))
-        for article, feed in iter_articles(session, since=start):
-            matches = matcher.match(article.document, feed=feed.name, feed_tags=feed.tags.split())
-            found.extend(_history_item(article, feed, match) for match in matches)
-            bar.advance(task)
-    db.dispose()
+    try:
+        migrate(db)
+        with db.session(write=False) as session, _progress(progress) as bar:
+            total = count_articles(session, since=start)
+            task = bar.add_task("matching stored articles", total=total)
+            for article, feed in iter_articles(session, since=start):
+                tags = feed.tags.split()
+                matches = matcher.match(article.document, feed=feed.name, feed_tags=tags)
+                found.extend(_history_item(article, feed, match) for match in matches)
+                bar.advance(task)
+    finally:
+        db.dispose()
     return found
+
+
+def _progress(enabled: bool) -> Progress:
+    """A progress bar on stderr (stdout stays clean for the results); none off a terminal."""
+    return Progress(console=Console(stderr=True), transient=True, disable=not enabled)
 
 
 def _history_item(article: Article, feed: Feed, match: Match) -> dict[str, Any]:
@@ -177,7 +199,7 @@ def _history_item(article: Article, feed: Feed, match: Match) -> dict[str, Any]:
 
 
 def _test_history(config: Config, matcher: CompiledRules, args: argparse.Namespace) -> int:
-    found = history_matches(config, matcher, since=args.since or "30d", progress=not args.json)
+    found = history_matches(config, matcher, since=args.since or "30d", progress=True)
     if args.json:
         out_json(found)
         return 0
@@ -197,36 +219,62 @@ def explain(args: argparse.Namespace) -> int:
     Example: newswatch rules explain border-security --article 42
     """
     config = load_config(args.config)
-    _, matcher = _one_rule(config, args.rule)
-    db = open_database(config.database_url)
-    migrate(db)
-    with db.session() as session:
-        row = get_article(session, args.article)
-        if row is None:
-            raise ConfigError(f"no stored article #{args.article}", hint="see `rules test --since`")
-        article, _feed = row
-        document = article.document
+    ruleset, matcher = _one_rule(config, args.rule)
+    document = _stored_document(config, args.article)
     explanation = matcher.explain(args.rule, document)
+    rule = ruleset.rule(args.rule)
     doc = {
         "rule": args.rule,
         "article": args.article,
         "matched": explanation.matched,
+        "condition": rule.condition if rule else "",
         "selections": dict(explanation.selections),
-        "hits": [hit_json(h) for h in explanation.hits],
+        "hits": [{**hit_json(h), "context": h.context} for h in explanation.hits],
         "dropped": [asdict(d) for d in explanation.dropped],
         "snippet": explanation.snippet,
     }
     if args.json:
         out_json(doc)
-        return 0
-    out(f"{args.rule} on article #{args.article}: {'MATCH' if doc['matched'] else 'no match'}")
-    for name, value in doc["selections"].items():
-        out(f"  selection {name}: {value}")
-    for hit in doc["hits"]:
-        out(f"    hit {hit['selection']}: {hit['text']!r} (term {hit['term']!r})")
-    for dropped in doc["dropped"]:
-        out(f"  dropped: {dropped}")
+    else:
+        _print_explanation(doc)
     return 0
+
+
+def _stored_document(config: Config, article_id: int) -> str:
+    db = open_database(config.database_url)
+    try:
+        migrate(db)
+        with db.session(write=False) as session:
+            row = get_article(session, article_id)
+            if row is None:
+                raise ConfigError(
+                    f"no stored article #{article_id}",
+                    hint="`newswatch rules test RULE --since 30d` lists stored articles by id",
+                )
+            return row[0].document
+    finally:
+        db.dispose()
+
+
+def _print_explanation(doc: dict[str, Any]) -> None:
+    out(f"{doc['rule']} on article #{doc['article']}: {'MATCH' if doc['matched'] else 'no match'}")
+    out(f"  condition: {doc['condition']}")
+    for name, value in doc["selections"].items():
+        out(f"  selection {name}: {'true' if value else 'false'}")
+        for hit in (h for h in doc["hits"] if h["selection"] == name):
+            place = f", place {hit['place']}" if hit["place"] else ""
+            context = f", context {hit['context']!r}" if hit["context"] else ""
+            out(
+                f"    hit {hit['text']!r} [{hit['start']}:{hit['end']}] "
+                f"(term {hit['term']!r}{place}{context})"
+            )
+        for dropped in (d for d in doc["dropped"] if d["selection"] == name):
+            out(
+                f"    dropped {dropped['text']!r} [{dropped['start']}:{dropped['end']}] "
+                f"(place {dropped['place']}): {dropped['reason']}"
+            )
+    if doc["snippet"]:
+        out(f"  snippet: {doc['snippet']}")
 
 
 def place_json(place: Place) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pipeline.config import Config, FeedConfig, NotifierConfig, load_config
 from pipeline.demo import SAMPLES_DIR, sample_feeds, serve_directory
 from pipeline.lock import service_lock
 from pipeline.output import out
+from pipeline.reload import watch_service
 from pipeline.scheduling import run_forever
 from pipeline.service import CycleReport
 
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         logger.info(
             "newswatch running feeds=%d rules=%d", len(config.feeds), len(service.ruleset.rules)
         )
-        run_forever(service.run_cycle)
+        stop = threading.Event()
+        watch_service(service, config.path, stop=stop)
+        run_forever(service.run_cycle, tick_s=args.tick, stop=stop)
     return 0
 
 
@@ -87,6 +91,8 @@ def summarise(report: CycleReport) -> str:
     ]
     lines += [f"  feed {name}: {error}" for name, error in sorted(report.failed.items())]
     lines += [
-        f"  digest {d.digest_id}: {d.state} {d.detail or ''}".rstrip() for d in report.deliveries
+        f"  digest {d.digest_id} ({d.notifier}): {d.state}"
+        + (f" — {d.detail}" if d.detail and d.detail != d.state else "")
+        for d in report.deliveries
     ]
     return "\n".join(lines)
