@@ -8,11 +8,14 @@ A rule term or a place name becomes a `TermPattern`: its normalised words, each 
 - inflect: the token is a stem followed by one of a closed list of endings. Cyrillic words lose
   their nominative ending (Москва → москв-, пограничный → пограничн-) and take Russian case
   endings and Tajik suffixes (Бадахшан → Бадахшане, Бадахшана; Москва → Москвой; Бадахшон →
-  Бадахшонро, Бадахшони); Persian words take the plural, ezafe, object and possessive suffixes
-  and clitics, joined or after ZWNJ (بدخشان → بدخشان‌ها, بدخشانی; "بدخشان را" is two words
-  anyway). Words of four letters get only a few endings, and a four-letter stem alone is no
-  form (дарё → дарёи, never дар "in"), so a short name does not match the ordinary words that
-  begin with it (Панҷ never matches Панҷшер, پنج never پنجشیر).
+  Бадахшонро, Бадахшони; қочоқбар → қочоқбарон), the izafe -и after a consonant and -и or -йи
+  after a vowel (ноҳия → ноҳияи, ноҳияйи; дарё → дарёи); Persian words take the plurals -ها
+  and -ان (-گان for a final silent ه: پناهنده → پناهندگان), ezafe, object and possessive
+  suffixes and clitics, joined or after ZWNJ (بدخشان → بدخشان‌ها, بدخشانی; قاچاقبر → قاچاقبران;
+  "بدخشان را" is two words anyway). Words of four letters get only a few endings (no -он, -ان),
+  and a four-letter stem alone is no form (дарё → дарёи, never дар "in"), so a short name does
+  not match the ordinary words that begin with it (Панҷ never matches Панҷшер, پنج never پنجشیر,
+  خواه never خواهان).
 
 The matcher indexes `TermPattern.key` in one Aho-Corasick automaton over the token string of
 `pipeline.normalize` and checks the rest of an open pattern (`verify`) only where the key was found.
@@ -42,9 +45,13 @@ _RUSSIAN_ENDINGS = _listed(
     "а я у ю е и ы о ом ем ои еи ою ею ам ям ами ями ах ях ов ев ь ью ье ья ьи ьев ьям ьями ьях "
     "ыи ии ая яя ое ее ые ие ого его ому ему ым им ую юю ых их ыми ими"
 )
-_TAJIK_SUFFIXES = _listed("ро хо хои хоро хоям хоят хояш и ии е ам ат аш амон атон ашон ем ет еш")
+# the izafe is -и, after a vowel also -йи (folded: -ии); -он is the plural of people
+_TAJIK_SUFFIXES = _listed(
+    "ро хо хои хоро хоям хоят хояш и ии е ам ат аш амон атон ашон ем ет еш он они онро"
+)
 _CYRILLIC_ENDINGS = frozenset(["", *_RUSSIAN_ENDINGS, *_TAJIK_SUFFIXES])
 _CYRILLIC_SHORT_ENDINGS = frozenset(["", *_listed("а я у ю е ом ем ои ою ы и ро хо")])
+_CYRILLIC_VOWELS = "аяоеыиьуюэ"
 # nominative endings taken off a word of five or more letters before the endings above are added
 _CYRILLIC_NOMINATIVE = sorted(
     _listed("ыи ии ои ая яя ое ее ые ие а я о е ы и ь"), key=len, reverse=True
@@ -54,8 +61,11 @@ _PERSIAN_ENDINGS = frozenset(
         "",
         *_listed("ی یی ای ایی ها های هایی هایش هایشان هایمان هایتان هارا را یرا یها یهای"),
         *_listed("ش اش شان ام ات مان تان یش یشان ست است هاست یان"),
+        *_listed("ان انی انیی انرا انش انشان انمان انتان اند"),
     ]
 )
+# a final silent ه becomes گ before the plural -ان: پناهنده → پناهندگان, آواره → آوارگان
+_PERSIAN_GAN_ENDINGS = frozenset(_listed("گان گانی گانیی گانرا گانش گانشان گانمان گانتان گاند"))
 _PERSIAN_SHORT_ENDINGS = frozenset(["", "ها", "های", "را"])
 # after a final vowel the ezafe is written ی: دریا → دریای آمو
 _PERSIAN_SHORT_VOWEL_ENDINGS = _PERSIAN_SHORT_ENDINGS | {"ی", "یی"}
@@ -167,6 +177,8 @@ def word_pattern(token: str, *, ambiguous: bool = False) -> WordPattern:
             if token[-1] in "аяоеыиь":  # but the bare stem is no form: дарё ≠ дар ("in")
                 endings = (_CYRILLIC_SHORT_ENDINGS | _tajik_after(token[-1])) - {""}
                 return WordPattern(token[:-1], Mode.INFLECT, endings)
+            if token[-1] in _CYRILLIC_VOWELS:  # бозу → бозуи, бозуйи
+                return WordPattern(token, Mode.INFLECT, _CYRILLIC_SHORT_ENDINGS | {"ии"})
             return WordPattern(token, Mode.INFLECT, _CYRILLIC_SHORT_ENDINGS)
         for ending in _CYRILLIC_NOMINATIVE:
             if token.endswith(ending) and len(token) - len(ending) >= 4:
@@ -174,11 +186,14 @@ def word_pattern(token: str, *, ambiguous: bool = False) -> WordPattern:
                 return WordPattern(token[: -len(ending)], Mode.INFLECT, endings)
         return WordPattern(token, Mode.INFLECT, _CYRILLIC_ENDINGS)
     if _ARABIC.search(token) and not ambiguous:
-        endings = _PERSIAN_ENDINGS
         if len(token) == 4:
             vowel_final = token[-1] in "اوه"
             endings = _PERSIAN_SHORT_VOWEL_ENDINGS if vowel_final else _PERSIAN_SHORT_ENDINGS
-        return WordPattern(token, Mode.INFLECT, endings)
+            return WordPattern(token, Mode.INFLECT, endings)
+        if token[-1] == "ه":  # the stem without ه, so that -گان is one of its endings
+            endings = frozenset(["ه" + ending for ending in _PERSIAN_ENDINGS])
+            return WordPattern(token[:-1], Mode.INFLECT, endings | _PERSIAN_GAN_ENDINGS)
+        return WordPattern(token, Mode.INFLECT, _PERSIAN_ENDINGS)
     return WordPattern(token, Mode.EXACT)
 
 

@@ -383,6 +383,29 @@ def test_context_words_take_their_forms(matcher: CompiledRules) -> None:
     assert (panj.text, panj.context) == ("پنج", "دریا")  # the context word as listed
 
 
+@pytest.mark.parametrize("district", ["ноҳияи", "ноҳияйи", "нохияи", "ноҳияҳои"])
+def test_a_tajik_context_word_with_its_izafe_confirms(district: str) -> None:
+    panj = place(
+        "tj-panj", {"tg": ("Панҷ",)}, ("khatlon",), ambiguous=True, context=("ноҳия", "дарё")
+    )
+    matcher = compile_rules([make_rule(where=("tj-panj",))], [panj])
+    text = f"Ҳамла дар {district} Панҷ."
+    [hit] = [h for h in hits_of(matcher, text) if h.place]
+    assert (hit.text, hit.context) == ("Панҷ", "ноҳия")
+    assert matcher.explain("panj", "Ҳамла дар Панҷ.").dropped  # no context: dropped
+
+
+def test_persian_plurals_of_terms() -> None:
+    rule = make_rule(violence=("قاچاقبر", "پناهنده"), where=("af-badakhshan",))
+    matcher = compile_rules([rule], PLACES)
+    text = "قاچاقبران و پناهندگان در بدخشان"
+    assert found(matcher, text) == [
+        ("violence", "قاچاقبران", None),
+        ("violence", "پناهندگان", None),
+        ("where", "بدخشان", "af-badakhshan"),
+    ]
+
+
 def test_a_context_word_inside_the_name_itself_does_not_count() -> None:
     jurm = place(
         "af-jurm", {"en": ("Jurm",)}, ("badakhshan-af",), ambiguous=True, context=("jurm",)
