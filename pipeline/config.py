@@ -10,16 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigError
+from pipeline.urls import url_problem
 
 DEFAULT_USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch/newswatch)"
 NOTIFIER_TYPES = ("email", "webhook", "outbox")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FEED_NAME_HINT = "use letters, digits, '.', '-' and '_', starting with a letter or digit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class FetchConfig:
     per_host: int = 2
     concurrency: int = 32
     interval_s: float = 900.0
+    lease_s: float = 60.0  # a worker's claim on a feed or digest; renewed while it lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,9 @@ class _Reader:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise self.fail(
-                "timezone", f"unknown time zone {timezone!r}", 'write an IANA name like "Asia/Dushanbe"'
+                "timezone",
+                f"unknown time zone {timezone!r}",
+                'write an IANA name like "Asia/Dushanbe"',
             ) from None
         database = self.table(data, "database")
         self.check_keys(database, ("url",), "database.")
@@ -148,7 +152,9 @@ class _Reader:
         names = [f.name for f in feeds]
         for name in names:
             if names.count(name) > 1:
-                raise self.fail("feeds", f"two feeds are named {name!r}", "feed names must be unique")
+                raise self.fail(
+                    "feeds", f"two feeds are named {name!r}", "feed names must be unique"
+                )
         notifiers = {
             name: self.notifier(name, table)
             for name, table in self.table(data, "notifiers").items()
@@ -179,28 +185,31 @@ class _Reader:
 
     def fetch(self, table: Mapping[str, Any]) -> FetchConfig:
         keys = ("user_agent", "timeout", "connect_timeout", "max_bytes", "per_host", "concurrency")
-        self.check_keys(table, (*keys, "interval"), "fetch.")
+        self.check_keys(table, (*keys, "interval", "lease"), "fetch.")
         d = FetchConfig()
         return FetchConfig(
             user_agent=self.string(table, "user_agent", d.user_agent, "fetch."),
             timeout_s=self.duration(table, "timeout", d.timeout_s, "fetch."),
-            connect_timeout_s=self.duration(table, "connect_timeout", d.connect_timeout_s, "fetch."),
+            connect_timeout_s=self.duration(
+                table, "connect_timeout", d.connect_timeout_s, "fetch."
+            ),
             max_bytes=self.integer(table, "max_bytes", d.max_bytes, "fetch."),
             per_host=self.integer(table, "per_host", d.per_host, "fetch."),
             concurrency=self.integer(table, "concurrency", d.concurrency, "fetch."),
             interval_s=self.duration(table, "interval", d.interval_s, "fetch."),
+            lease_s=self.duration(table, "lease", d.lease_s, "fetch."),
         )
 
     def feed(self, index: int, table: Any) -> FeedConfig:
         where = f"feeds[{index}]."
         if not isinstance(table, dict):
-            raise self.fail(f"feeds[{index}]", "must be a table", "write [[feeds]] with name and url")
+            raise self.fail(
+                f"feeds[{index}]", "must be a table", "write [[feeds]] with name and url"
+            )
         self.check_keys(table, ("name", "url", "tags", "language", "interval"), where)
         name = self.string(table, "name", None, where)
-        if not _FEED_NAME.match(name):
-            raise self.fail(
-                where + "name", f"{name!r} is not a valid feed name", "use letters, digits, '-', '_'"
-            )
+        if not FEED_NAME.match(name):
+            raise self.fail(where + "name", f"{name!r} is not a valid feed name", FEED_NAME_HINT)
         interval = self.duration(table, "interval", None, where) if "interval" in table else None
         return FeedConfig(
             name=name,
@@ -233,8 +242,12 @@ class _Reader:
             type=kind,
             to=self.strings(table, "to", where),
             from_addr=self.string(table, "from", "newswatch@localhost", where),
-            smtp_host=self.string(table, "smtp_host", None, where) if "smtp_host" in table else None,
-            smtp_port=self.integer(table, "smtp_port", None, where) if "smtp_port" in table else None,
+            smtp_host=self.string(table, "smtp_host", None, where)
+            if "smtp_host" in table
+            else None,
+            smtp_port=self.integer(table, "smtp_port", None, where)
+            if "smtp_port" in table
+            else None,
             security=security,
             username_env=table.get("username_env"),
             password_env=table.get("password_env"),
@@ -311,13 +324,9 @@ class _Reader:
 
     def http_url(self, table: Mapping[str, Any], key: str, where: str) -> str:
         url = self.string(table, key, None, where)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self.fail(
-                where + key,
-                f"{parts.scheme or 'no'} scheme in URL; only http and https are allowed",
-                "write a URL starting with https://",
-            )
+        problem = url_problem(url)
+        if problem:
+            raise self.fail(where + key, problem, "write a URL starting with https://")
         return str(url)
 
     def secret(self, table: Mapping[str, Any], key: str, where: str) -> str | None:

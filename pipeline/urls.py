@@ -1,4 +1,4 @@
-"""URL helpers for articles and logs: canonical form without tracking, and redaction of secrets."""
+"""URL helpers: canonical form without tracking, redaction of secrets for logs, http(s) checks."""
 
 from __future__ import annotations
 
@@ -118,3 +118,15 @@ def _redact_pair(pair: str) -> str:
     if sep and unquote_plus(name).lower() in _SECRET_NAMES:
         return f"{name}=***"
     return pair
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a feed or webhook URL (only http and https with a host), or None."""
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{parts.scheme or 'no'} scheme in URL; only http and https are allowed"
+    return None if host else "no host in URL"

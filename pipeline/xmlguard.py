@@ -33,6 +33,7 @@ _NESTED = re.compile(
 )
 _DOCTYPE_STOP = re.compile(rb"['\"\[>]")
 _SUBSET_STOP = re.compile(rb"['\"\]]|<!--|<\?")
+_CLOSERS = {b"<!--": b"-->", b"<?": b"?>"}  # a quote is closed by itself
 _FIRST_TAG = re.compile(rb"<\w")
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE)
@@ -155,7 +156,7 @@ def _prolog_end(data: bytes) -> int:
         elif data.startswith(b"<!--", lt):
             pos = _after(data, b"-->", lt + 4)
         elif data.startswith(b"<!DOCTYPE", lt):
-            pos = _after_doctype(data, lt + 9)
+            pos = _skip_to(data, lt + 9, _DOCTYPE_STOP, b">")
         elif data.startswith(b"<!", lt):
             pos = _after(data, b">", lt + 2)
         else:
@@ -169,29 +170,16 @@ def _after(data: bytes, token: bytes, start: int) -> int:
     return len(data) if found < 0 else found + len(token)
 
 
-def _after_doctype(data: bytes, pos: int) -> int:
+def _skip_to(data: bytes, pos: int, stops: re.Pattern[bytes], end: bytes) -> int:
+    """The index just after `end`, skipping quoted values, comments, PIs and an internal subset."""
     while True:
-        stop = _DOCTYPE_STOP.search(data, pos)
-        if stop is None:
-            return len(data)
-        char = stop.group()
-        if char == b">":
-            return stop.end()
-        after_subset = char == b"["
-        pos = _after_subset(data, stop.end()) if after_subset else _after(data, char, stop.end())
-
-
-def _after_subset(data: bytes, pos: int) -> int:
-    while True:
-        stop = _SUBSET_STOP.search(data, pos)
+        stop = stops.search(data, pos)
         if stop is None:
             return len(data)
         token = stop.group()
-        if token == b"]":
+        if token == end:
             return stop.end()
-        if token == b"<!--":
-            pos = _after(data, b"-->", stop.end())
-        elif token == b"<?":
-            pos = _after(data, b"?>", stop.end())
+        if token == b"[":
+            pos = _skip_to(data, stop.end(), _SUBSET_STOP, b"]")
         else:
-            pos = _after(data, token, stop.end())
+            pos = _after(data, _CLOSERS.get(token, token), stop.end())

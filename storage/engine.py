@@ -140,6 +140,11 @@ def translate_errors(url: str) -> Iterator[None]:
 def redact_url(url: str) -> str:
     """A database URL with any password replaced, for messages and status."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
         return "<unparsable url>"
+    secret = {k: "***" for k in parsed.query if any(w in k.lower() for w in _SECRET_WORDS)}
+    return parsed.update_query_dict(secret).render_as_string(hide_password=True)
+
+
+_SECRET_WORDS = ("password", "secret", "token", "key")

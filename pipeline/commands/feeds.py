@@ -9,24 +9,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.assemble import wall_clock
+from pipeline.commands.database import migrated_database
 from pipeline.config import Config, FeedConfig, load_config
 from pipeline.errors import ConfigError
-from pipeline.feedfile import (
-    FeedEntry,
-    add_feeds,
-    check_new_feed,
-    plan_import,
-    read_opml,
-    remove_feed,
-    render_opml,
-    write_atomic,
-)
+from pipeline.feedfile import FeedEntry, add_feeds, check_new_feed, remove_feed, write_atomic
+from pipeline.opml import plan_import, read_opml, render_opml
 from pipeline.output import out, out_json
 from pipeline.status import feed_json
 from pipeline.yamlsafe import suggest
-from storage.engine import open_database
 from storage.feeds import FeedSpec, list_feeds, make_due, sync_feeds
-from storage.migrate import migrate
 from storage.models import Feed
 
 _NOTES = {"last_error": "error", "hold_reason": "held", "disabled_reason": "disabled"}
@@ -83,13 +74,8 @@ def _stored_feeds(config: Config) -> list[tuple[Feed, int]]:
     url = sa.make_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return []  # listing never creates the database
-    db = open_database(config.database_url)
-    try:
-        migrate(db)
-        with db.session() as session:
-            return list_feeds(session)
-    finally:
-        db.dispose()
+    with migrated_database(config) as db, db.session() as session:
+        return list_feeds(session)
 
 
 def refresh(args: argparse.Namespace) -> int:
@@ -105,15 +91,10 @@ def refresh(args: argparse.Namespace) -> int:
                 f"{config.path}: no feed named {name!r}{suggest(name, names)}",
                 hint="`newswatch feeds list` shows the feeds",
             )
-    db = open_database(config.database_url)
-    try:
-        migrate(db)
-        now = wall_clock()
-        with db.session() as session:
-            sync_feeds(session, [_spec(config, f) for f in config.feeds], now=now)
-            said = make_due(session, args.names, now=now)
-    finally:
-        db.dispose()
+    now = wall_clock()
+    with migrated_database(config) as db, db.session() as session:
+        sync_feeds(session, [_spec(config, f) for f in config.feeds], now=now)
+        said = make_due(session, args.names, now=now)
     for name, what in said.items():
         out(f"{name}: {what}")
     return 0

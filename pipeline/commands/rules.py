@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.assemble import wall_clock
+from pipeline.commands.database import migrated_database
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, RuleError
 from pipeline.match import CompiledRules, Hit, Match, compile_rules
@@ -22,8 +23,6 @@ from pipeline.output import err, out, out_json
 from pipeline.ruletypes import Place, RuleSet
 from pipeline.status import load_config_rules
 from storage.articles import count_articles, get_article, iter_articles
-from storage.engine import open_database
-from storage.migrate import migrate
 from storage.models import Article, Feed
 
 _AGE = re.compile(r"^(\d+)([hdw])$")
@@ -127,8 +126,12 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _line(result: dict[str, Any]) -> str:
-    words = ", ".join(sorted({h["text"] for h in result["hits"]}))
+    words = _matched_words(result["hits"])
     return f"{result['id']}: {'MATCH' if result['matched'] else 'no match'} {words}".rstrip()
+
+
+def _matched_words(hits: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted({h["text"] for h in hits}))
 
 
 def _print_result(result: dict[str, Any]) -> None:
@@ -163,20 +166,18 @@ def history_matches(
         ConfigError: `since` is not an age such as 30d.
     """
     start = wall_clock() - parse_age(since)
-    db = open_database(config.database_url)
     found: list[dict[str, Any]] = []
-    try:
-        migrate(db)
-        with db.session(write=False) as session, _progress(progress) as bar:
-            total = count_articles(session, since=start)
-            task = bar.add_task("matching stored articles", total=total)
-            for article, feed in iter_articles(session, since=start):
-                tags = feed.tags.split()
-                matches = matcher.match(article.document, feed=feed.name, feed_tags=tags)
-                found.extend(_history_item(article, feed, match) for match in matches)
-                bar.advance(task)
-    finally:
-        db.dispose()
+    with (
+        migrated_database(config) as db,
+        db.session(write=False) as session,
+        _progress(progress) as bar,
+    ):
+        task = bar.add_task("matching stored articles", total=count_articles(session, since=start))
+        for article, feed in iter_articles(session, since=start):
+            tags = feed.tags.split()
+            matches = matcher.match(article.document, feed=feed.name, feed_tags=tags)
+            found.extend(_history_item(article, feed, match) for match in matches)
+            bar.advance(task)
     return found
 
 
@@ -204,9 +205,8 @@ def _test_history(config: Config, matcher: CompiledRules, args: argparse.Namespa
         out_json(found)
         return 0
     for item in found:
-        words = ", ".join(sorted({h["text"] for h in item["hits"]}))
         out(f"#{item['article_id']} {item['published_at'][:16]} [{item['feed']}] {item['title']}")
-        out(f"    matched: {words}")
+        out(f"    matched: {_matched_words(item['hits'])}")
         if item["link"]:
             out(f"    {item['link']}")
     out(f"{len(found)} articles would have alerted for {args.rule}")
@@ -241,19 +241,15 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def _stored_document(config: Config, article_id: int) -> str:
-    db = open_database(config.database_url)
-    try:
-        migrate(db)
-        with db.session(write=False) as session:
-            row = get_article(session, article_id)
-            if row is None:
-                raise ConfigError(
-                    f"no stored article #{article_id}",
-                    hint="`newswatch rules test RULE --since 30d` lists stored articles by id",
-                )
-            return row[0].document
-    finally:
-        db.dispose()
+    with migrated_database(config) as db, db.session(write=False) as session:
+        row = get_article(session, article_id)
+        document = None if row is None else row[0].document
+    if document is None:
+        raise ConfigError(
+            f"no stored article #{article_id}",
+            hint="`newswatch rules test RULE --since 30d` lists stored articles by id",
+        )
+    return document
 
 
 def _print_explanation(doc: dict[str, Any]) -> None:

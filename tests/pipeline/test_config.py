@@ -44,6 +44,13 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         ("[fetch]\ntimout = 3", "fetch.timout: unknown key\nhint: did you mean 'timeout'?"),
         ('[[feeds]]\nname = "a"\nurl = "file:///etc/passwd"', "feeds[0].url: file scheme in URL"),
         ('[[feeds]]\nname = "a"\nurl = "gopher://x/"', "only http and https are allowed"),
+        ('[[feeds]]\nname = "a"\nurl = "https:///feed"', "feeds[0].url: no host in URL"),
+        ('[[feeds]]\nname = "a"\nurl = "http://[::1/rss"', "feeds[0].url: not a valid URL"),
+        ('[[feeds]]\nname = "a"\nurl = "http://x:99999/"', "feeds[0].url: not a valid URL"),
+        (
+            '[[feeds]]\nname = "a b"\nurl = "http://x/"',
+            "feeds[0].name: 'a b' is not a valid feed name\nhint: use letters, digits, '.', '-'",
+        ),
         (
             '[[feeds]]\nname = "a"\nurl = "http://x/a"\n[[feeds]]\nname = "a"\nurl = "http://x/b"',
             "two feeds are named 'a'",

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from storage.engine import open_database
 from storage.errors import MigrationError, StorageError
-from storage.models import Feed
 from storage.migrate import current_revision, head_revision, migrate
+from storage.models import Feed
 
 
 def test_migrate_creates_schema_in_wal_mode_and_is_idempotent(tmp_path: Path) -> None:
@@ -22,7 +22,15 @@ def test_migrate_creates_schema_in_wal_mode_and_is_idempotent(tmp_path: Path) ->
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"feeds", "articles", "matches", "alerts", "digests", "deliveries", "fetch_log"} <= tables
+    assert {
+        "feeds",
+        "articles",
+        "matches",
+        "alerts",
+        "digests",
+        "deliveries",
+        "fetch_log",
+    } <= tables
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_kept(tmp_path: Path) -> None:
@@ -61,3 +69,10 @@ def test_a_held_write_lock_becomes_a_busy_error(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
     with db.session():
         pass
+
+
+def test_database_urls_never_show_passwords() -> None:
+    from storage.engine import redact_url
+
+    shown = redact_url("postgresql+psycopg://u:pw1@h/db?sslpassword=pw2&application_name=nw")
+    assert "pw1" not in shown and "pw2" not in shown and "application_name=nw" in shown
