@@ -3,19 +3,24 @@
     queued → sending → sent | failed (next_attempt_at set: retry; unset: permanent) | uncertain
 
 `sending` is committed before any server is contacted. A digest found `sending` with an expired
-lease was cut off mid-send: for email that is `uncertain` and never resent by itself (DESIGN:
-at most once); notifiers whose receivers deduplicate (outbox files by name, webhooks by
-webhook-id) declare `retry_policy.resend_interrupted` and are sent again.
+lease was cut off mid-send. A `StagedNotifier` (SMTP) has the attempt marked `handover` just
+before the receiver may take the digest (the final `.` of DATA): cut off before that mark, the
+digest never left and is sent again; after it, it is `uncertain` and never resent by itself
+(DESIGN: at most once). Notifiers whose receivers deduplicate (outbox files by name, webhooks by
+webhook-id) declare `retry_policy.resend_interrupted` and are sent again either way.
+
+`checkpoint(step)` is called at each step of an attempt ("sending", "handover", "accepted",
+"sent"); it does nothing but in the crash tests (pipeline.assemble.crash_checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from notifications.digest import DigestView, build_digest
 from notifications.errors import DeliveryError
@@ -43,6 +48,26 @@ class Notifier(Protocol):
     name: str
 
     def send(self, digest: DigestView) -> str: ...
+
+
+@runtime_checkable
+class StagedNotifier(Protocol):
+    """A notifier that says when the receiver may start to hold the digest: `send_staged` calls
+    `handover()` right before that point and not at all if it fails earlier, so a send cut off
+    before `handover()` is known never to have reached the receiver."""
+
+    name: str
+
+    def send(self, digest: DigestView) -> str: ...
+
+    def send_staged(self, digest: DigestView, handover: Callable[[], None]) -> str: ...
+
+
+Checkpoint = Callable[[str], None]
+
+
+def no_checkpoint(step: str) -> None:
+    """The checkpoint of every real run: nothing happens at any step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,7 @@ def deliver_due(
     rng: random.Random | None = None,
     give_up_after: timedelta = DEFAULT_GIVE_UP,
     place_names: Mapping[str, str] | None = None,
+    checkpoint: Checkpoint = no_checkpoint,
 ) -> list[DeliveryOutcome]:
     """Settles interrupted sends, then sends every due digest of `notifiers`, one at a time.
 
@@ -131,8 +157,10 @@ def deliver_due(
             data = None if claim is None else outbox.digest_entries(session, claim.digest_id)
         if claim is None or data is None:
             return outcomes
+        checkpoint("sending")
         done.add(claim.digest_id)
-        attempt = _Attempt(db, notifiers[claim.notifier], claim, now, lease, rng, give_up_after)
+        notifier = notifiers[claim.notifier]
+        attempt = _Attempt(db, notifier, claim, now, lease, rng, give_up_after, checkpoint)
         outcomes.append(attempt.run(data, place_names))
 
 
@@ -147,6 +175,9 @@ def settle_interrupted(
             notifier = notifiers.get(item.notifier)
             if notifier is not None and policy_of(notifier).resend_interrupted:
                 detail = "interrupted while sending; sending again with the same id"
+                state = "queued"
+            elif isinstance(notifier, StagedNotifier) and not item.handed_over:
+                detail = "interrupted before the server was given the message; sending again"
                 state = "queued"
             else:
                 detail = uncertain_message(
@@ -173,6 +204,7 @@ class _Attempt:
     lease: timedelta
     rng: random.Random
     give_up_after: timedelta
+    checkpoint: Checkpoint = no_checkpoint
 
     def run(
         self, data: outbox.DigestData, place_names: Mapping[str, str] | None
@@ -189,7 +221,10 @@ class _Attempt:
                 logger.warning("digest skipped digest=%s: %s", claim.digest_id, detail)
                 return DeliveryOutcome(claim.digest_id, claim.notifier, "skipped", detail)
         try:
-            where = self.notifier.send(view)
+            if isinstance(self.notifier, StagedNotifier):
+                where = self.notifier.send_staged(view, self._handover)
+            else:
+                where = self.notifier.send(view)
         except DeliveryError as exc:
             return self._failed(exc)
         except Exception as exc:  # a bug: we cannot tell whether the server got it
@@ -198,12 +233,25 @@ class _Attempt:
             )
             resend = policy_of(self.notifier).resend_interrupted
             return self._failed(DeliveryError(f"internal error: {exc!r}", uncertain=not resend))
+        self.checkpoint("accepted")
         with self.db.session() as session:
             outbox.record_sent(session, claim, now=self.now, delivered_to=where)
+        self.checkpoint("sent")
         logger.info(
             "digest sent digest=%s notifier=%s to=%s", claim.digest_id, claim.notifier, where
         )
         return DeliveryOutcome(claim.digest_id, claim.notifier, "sent", "sent", delivered_to=where)
+
+    def _handover(self) -> None:
+        """Commits the hand-over mark; raises DeliveryError (retried: nothing left) if it cannot."""
+        try:
+            with self.db.session() as session:
+                held = outbox.mark_handover(session, self.claim, now=self.now)
+        except Exception as exc:
+            raise DeliveryError(f"could not record the hand-over; not sent: {exc}") from exc
+        if not held:
+            raise DeliveryError("lease lost to another worker before the hand-over; not sent")
+        self.checkpoint("handover")
 
     def _failed(self, exc: DeliveryError) -> DeliveryOutcome:
         claim = self.claim

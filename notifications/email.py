@@ -2,7 +2,8 @@
 
 The SMTP conversation tells apart "definitely not accepted" (retry or fail) from "the server may
 have accepted it" (the connection was lost, or the reply never came, after the final `.` of
-DATA: `uncertain`, never resent by itself; RFC 1047).
+DATA: `uncertain`, never resent by itself; RFC 1047). Just before that `.`, `handover()` lets
+delivery commit a mark, so a crash before it is known to have sent nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import re
 import smtplib
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from notifications.delivery import OUTBOX_RETRY, SMTP_RETRY
+from notifications.delivery import OUTBOX_RETRY, SMTP_RETRY, Checkpoint, no_checkpoint
 from notifications.digest import DigestView
 from notifications.errors import DeliveryError
 from notifications.render import UTC_ZONE, Renderer, check_address
@@ -42,7 +43,8 @@ class OutboxNotifier:
     """Writes each digest once to `outbox_dir/digest-<id>.eml` (tmp/ → fsync → rename).
 
     A digest whose file already exists is reconciled as sent, never written twice; the file
-    name comes from the digest id only (RELIABILITY O1–O3).
+    name comes from the digest id only (RELIABILITY O1–O3). `checkpoint("outbox-write")` is
+    called half-way through writing the temporary file (a no-op but in the crash tests).
     """
 
     retry_policy = OUTBOX_RETRY
@@ -56,9 +58,11 @@ class OutboxNotifier:
         tz: ZoneInfo = UTC_ZONE,
         *,
         renderer: Renderer | None = None,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self.name = name
         self.outbox_dir = Path(outbox_dir)
+        self.checkpoint = checkpoint
         self.from_addr = check_address(from_addr, f"notifier {name}: from")
         self.to = tuple(check_address(a, f"notifier {name}: to") for a in to)
         self.renderer = renderer or Renderer(tz=tz)
@@ -96,10 +100,16 @@ class OutboxNotifier:
     def _write(self, final: Path, data: bytes) -> None:
         tmp_dir = self.outbox_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        for stale in tmp_dir.glob(f"{final.stem}.*.tmp"):  # left by an interrupted attempt
+            stale.unlink(missing_ok=True)
         tmp = tmp_dir / f"{final.stem}.{uuid.uuid4().hex[:8]}.tmp"
+        half = len(data) // 2
         try:
             with open(tmp, "xb") as handle:
-                handle.write(data)
+                handle.write(data[:half])
+                handle.flush()
+                self.checkpoint("outbox-write")
+                handle.write(data[half:])
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
@@ -177,16 +187,22 @@ class SmtpNotifier:
         return f"smtp {self.host}:{self.port}"
 
     def send(self, digest: DigestView) -> str:
-        """Sends the digest; returns `smtp host:port`.
+        """Sends the digest; returns `smtp host:port`. See `send_staged`."""
+        return self.send_staged(digest, _no_handover)
+
+    def send_staged(self, digest: DigestView, handover: Callable[[], None]) -> str:
+        """Sends the digest, calling `handover()` just before the final `.` of DATA; returns
+        `smtp host:port`.
 
         Raises:
             DeliveryError: permanent on 5xx and refused credentials; uncertain when the
-                connection was lost or timed out after the end of DATA; else retryable.
+                connection was lost or timed out after the end of DATA; else retryable (also
+                what `handover()` raises: the `.` is then never sent).
         """
         payload = _message_bytes(self.renderer, digest, self.from_addr, self.to)
         smtp = self._connect()
         try:
-            refused = self._transact(smtp, payload)
+            refused = self._transact(smtp, payload, handover)
         finally:
             _quit(smtp)
         if refused:
@@ -217,11 +233,13 @@ class SmtpNotifier:
         _set_timeout(smtp, self.timeouts.command)
         return smtp
 
-    def _transact(self, smtp: smtplib.SMTP, payload: bytes) -> list[str]:
+    def _transact(
+        self, smtp: smtplib.SMTP, payload: bytes, handover: Callable[[], None]
+    ) -> list[str]:
         try:
             self._hello(smtp)
             refused = self._envelope(smtp)
-            _send_data(smtp, payload, self.where, self.timeouts.data_done)
+            _send_data(smtp, payload, self.where, self.timeouts.data_done, handover)
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(self.where, "a command", exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPException, OSError) as exc:
@@ -281,13 +299,29 @@ class SmtpNotifier:
         return [f"{a} {c} {r.decode(errors='replace')}" for a, c, r in refusals]
 
 
-def _send_data(smtp: smtplib.SMTP, payload: bytes, where: str, data_done: float) -> None:
+def _no_handover() -> None:
+    """`send` without a delivery state machine: nothing to record."""
+
+
+def _send_data(
+    smtp: smtplib.SMTP,
+    payload: bytes,
+    where: str,
+    data_done: float,
+    handover: Callable[[], None],
+) -> None:
     """DATA with our own end: after the final `.`, a lost connection or a missing reply within
     the data-done timeout means the server may have the message."""
     code, reply = smtp.docmd("DATA")
     if code != 354:
         raise _reply_error(where, "DATA", code, reply)
-    smtp.send(_dot_stuffed(payload) + b".\r\n")
+    body = _dot_stuffed(payload)
+    try:
+        handover()  # from here on the server may have the message
+    except BaseException:
+        smtp.close()  # hang up mid-DATA: the server drops the message (QUIT would be data)
+        raise
+    smtp.send(body + b".\r\n")
     _set_timeout(smtp, data_done)
     try:
         code, reply = smtp.getreply()

@@ -14,15 +14,18 @@ from pipeline.errors import ConfigError
 
 
 @contextmanager
-def service_lock(database_url: str) -> Iterator[None]:
+def service_lock(database_url: str) -> Iterator[bool]:
     """Holds `<db>.lock` for the life of the block; PostgreSQL needs none (row leases).
+
+    Yields True when the lock makes this process the only worker on the database (a SQLite
+    file), so that any lease left in it belongs to a process that died.
 
     Raises:
         ConfigError: another newswatch already runs on this SQLite file.
     """
     url = sa.make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        yield
+        yield False
         return
     path = Path(url.database + ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -37,6 +40,6 @@ def service_lock(database_url: str) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        yield True
     finally:
         os.close(fd)

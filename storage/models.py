@@ -195,7 +195,7 @@ class Delivery(SQLModel, table=True):
     attempt: int = 1
     started_at: datetime = _when(nullable=False)
     finished_at: datetime | None = _when()
-    outcome: str = "started"  # started | sent | retry | failed | uncertain
+    outcome: str = "started"  # started | handover | sent | retry | failed | uncertain | interrupted
     detail: str | None = None
 
 

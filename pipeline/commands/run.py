@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     Example: newswatch run --once
     """
     config = load_config(args.config)
-    with service_lock(config.database_url):
+    with service_lock(config.database_url) as alone:
         service = build_service(config)
-        service.start()
+        service.start(alone=alone)
         if args.once:
             out(summarise(service.run_cycle()))
             return 0
@@ -52,9 +52,9 @@ def demo(args: argparse.Namespace) -> int:
     with serve_directory(SAMPLES_DIR) as base_url:
         demo_config = demo_configuration(config, sample_feeds(base_url))
         before = _eml_files(demo_config.outbox_dir)
-        with service_lock(demo_config.database_url):
+        with service_lock(demo_config.database_url) as alone:
             service = build_service(demo_config)
-            service.start()
+            service.start(alone=alone)
             report = service.run_cycle()
     out(summarise(report))
     written = sorted(_eml_files(demo_config.outbox_dir) - before)
