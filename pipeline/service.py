@@ -2,6 +2,9 @@
 
 Each feed's articles, their matches and queued alerts are written in one transaction, so a
 crash anywhere leaves every article matched exactly once per rule version.
+
+`checkpoint(step)` is called after each committed stage ("fetched", "stored", "closed", then
+delivery's steps); it does nothing but in the crash tests (pipeline.assemble.crash_checkpoint).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -18,18 +22,42 @@ from typing import Protocol
 import httpx
 from sqlmodel import Session
 
-from notifications.delivery import DeliveryOutcome, Notifier, deliver_due
-from pipeline.backoff import next_after_failure, next_after_retry_after, next_after_success
+from notifications.delivery import (
+    Checkpoint,
+    DeliveryOutcome,
+    Notifier,
+    deliver_due,
+    no_checkpoint,
+)
+from pipeline.backoff import (
+    next_after_failure,
+    next_after_network_down,
+    next_after_retry_after,
+    next_after_success,
+)
 from pipeline.config import Config
-from pipeline.errors import FetchError
 from pipeline.fetch import FeedRequest, FetchResult, FetchSettings, fetch_feeds
+from pipeline.health import (
+    NETWORK_DOWN,
+    NETWORK_RETRY_S,
+    SILENT_PREFIX,
+    human_duration,
+    network_down,
+    silence_warning,
+)
 from pipeline.leases import LeaseKeeper
 from pipeline.match import CompiledRules, compile_rules
-from pipeline.parse import ParsedFeed, parse_feed
+from pipeline.parse import ParsedFeed
+from pipeline.parsepool import ParsedBatch, ParseJob, ParseOutcome, ParsePool
 from pipeline.rules import keep_last_good, load_rules
 from pipeline.ruletypes import RuleSet
 from pipeline.schedules import close_due_digests
-from storage.articles import store_article, store_match
+from storage.articles import (
+    StoredArticle,
+    recent_publication_times,
+    store_articles,
+    store_match,
+)
 from storage.engine import Database
 from storage.feeds import (
     FeedSpec,
@@ -43,7 +71,7 @@ from storage.feeds import (
 from storage.migrate import migrate
 from storage.models import Feed
 from storage.outbox import queue_alerts
-from storage.workers import heartbeat, renew_leases
+from storage.workers import expire_leases, heartbeat, renew_leases
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +113,10 @@ class Service:
         is_public: Callable[..., bool] | None = None,
         worker: str | None = None,
         rng: random.Random | None = None,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self.config = config
+        self.checkpoint = checkpoint
         self.clock = clock
         self.db = db
         self.notifiers = notifiers
@@ -97,6 +127,7 @@ class Service:
         self.lease = timedelta(seconds=config.fetch.lease_s)
         self.batch = max(config.fetch.concurrency * 4, 16)  # feeds claimed at a time
         self.compiled: tuple[RuleSet, CompiledRules] = (RuleSet((), ()), compile_rules((), ()))
+        self.parse_pool = ParsePool()  # processes start on the first batch worth them
         self.settings = FetchSettings(
             user_agent=config.fetch.user_agent,
             timeout_s=config.fetch.timeout_s,
@@ -108,9 +139,22 @@ class Service:
 
     # --- start-up and reload -------------------------------------------------------------
 
-    def start(self) -> None:
-        """Migrates the database, makes the feed table follow the config, loads the rules."""
+    def start(self, *, alone: bool = False) -> None:
+        """Migrates the database, makes the feed table follow the config, loads the rules.
+
+        `alone`: this worker holds the SQLite service lock, so leases left in the database are
+        those of a newswatch that died; they end now, and its work is taken up this cycle.
+        """
         migrate(self.db)
+        if alone:
+            with self.db.session() as session:
+                feeds, digests = expire_leases(session, worker=self.worker, now=self.clock())
+            if feeds or digests:
+                logger.warning(
+                    "leases left by a stopped newswatch released feeds=%d digests=%d",
+                    feeds,
+                    digests,
+                )
         self.sync_feeds()
         self.reload_rules()
 
@@ -149,7 +193,9 @@ class Service:
             display_root=self.config.root,
         )
         for problem in loaded.problems:
-            logger.warning("rule problem: %s", problem)
+            # Warnings (shared names, missing scripts) are for `rules check`; errors stop a file.
+            level = logging.WARNING if problem.severity == "error" else logging.DEBUG
+            logger.log(level, "rule problem: %s", problem)
         ruleset = keep_last_good(self.ruleset if self.ruleset.rules else None, loaded)
         # One assignment: a cycle in flight keeps the (ruleset, matcher) pair it started with.
         self.compiled = (ruleset, compile_rules(ruleset.rules, ruleset.places))
@@ -193,70 +239,133 @@ class Service:
             renew_leases(session, worker=self.worker, now=now, lease=self.lease)
 
     def fetch_due(self, now: datetime, report: CycleReport) -> None:
-        """Claims due feeds a batch at a time, so that several workers share them."""
-        seen: set[int | None] = set()
-        while True:
-            with self.db.session() as session:
-                feeds = claim_due_feeds(
-                    session, now=now, worker=self.worker, lease=self.lease, limit=self.batch
-                )
-            if not feeds or {f.id for f in feeds} <= seen:
-                return
-            seen |= {f.id for f in feeds}
-            report.feeds_due += len(feeds)
-            self.fetch_batch(feeds, now, report)
-            if len(feeds) < self.batch:
-                return
-            now = self.clock()
+        """Claims due feeds a batch at a time, so that several workers share them.
 
-    def fetch_batch(self, feeds: list[Feed], now: datetime, report: CycleReport) -> None:
-        requests = [FeedRequest(f.name, f.url, f.etag, f.last_modified) for f in feeds]
+        The next batch is fetched in a thread while this one is parsed (on every core, see
+        pipeline.parsepool) and stored. On any error the feeds not yet recorded are released.
+        """
+        seen: set[int] = set()
+        fetcher = ThreadPoolExecutor(1, thread_name_prefix="newswatch-fetch")
         try:
-            results = fetch_feeds(
-                requests,
-                self.settings,
-                now=now,
-                transport=self.transport,
-                is_public=self.is_public,
-            )
+            self.fetch_batches(now, seen, report, fetcher)
         except BaseException:
-            with self.db.session() as session:
-                release_feeds(
-                    session, [f.id for f in feeds if f.id is not None], worker=self.worker
-                )
+            self.release(seen)
             raise
-        for feed, result in zip(feeds, results, strict=True):
-            self.ingest(feed, result, now, report)
+        finally:
+            fetcher.shutdown(wait=False, cancel_futures=True)  # a fetch in flight is dropped
 
-    def ingest(self, feed: Feed, result: FetchResult, now: datetime, report: CycleReport) -> None:
-        """Parses one fetch result and stores it with its matches in one transaction."""
-        parsed: ParsedFeed | None = None
-        error = result.error
-        if error is None and result.status == 200 and result.body is not None:
-            try:
-                parsed = parse_feed(
-                    result.body,
-                    headers=result.headers,
-                    url=result.final_url or result.url,
-                    now=now,
-                    language=feed.language,
-                )
-            except FetchError as exc:
-                error = exc.message
-        elif error is None and not result.not_modified and not result.gone:
-            error = f"HTTP {result.status}"
-        outcome_error = error if not result.gone else "410 Gone: the feed was removed"
+    def fetch_batches(
+        self, now: datetime, seen: set[int], report: CycleReport, fetcher: ThreadPoolExecutor
+    ) -> None:
+        batch = self.claim_batch(now, seen, report)
+        fetching = fetcher.submit(self.fetch_batch, batch, now) if batch else None
+        while fetching is not None:
+            current, current_now, fetched = batch, now, fetching.result()
+            self.checkpoint("fetched")
+            fetching = None
+            if len(current) >= self.batch:
+                now = self.clock()
+                batch = self.claim_batch(now, seen, report)
+                fetching = fetcher.submit(self.fetch_batch, batch, now) if batch else None
+            self.ingest_batch(current, fetched, current_now, report)
+
+    def release(self, feed_ids: set[int]) -> None:
+        """Drops this worker's leases on feeds it claimed but did not record."""
+        try:
+            with self.db.session() as session:
+                release_feeds(session, sorted(feed_ids), worker=self.worker)
+        except Exception:  # they expire by themselves; don't hide the error that got us here
+            logger.exception("could not release feed leases; they expire in %s", self.lease)
+
+    def claim_batch(self, now: datetime, seen: set[int], report: CycleReport) -> list[Feed]:
+        """Leases up to `self.batch` due feeds not already handled in this cycle."""
+        with self.db.session() as session:
+            feeds = claim_due_feeds(
+                session, now=now, worker=self.worker, lease=self.lease, limit=self.batch
+            )
+            again = [f.id for f in feeds if f.id in seen]  # due again within one cycle: next one
+            if again:
+                release_feeds(session, [i for i in again if i is not None], worker=self.worker)
+        fresh = [f for f in feeds if f.id is not None and f.id not in seen]
+        seen.update(f.id for f in fresh if f.id is not None)
+        report.feeds_due += len(fresh)
+        return fresh
+
+    def fetch_batch(self, feeds: list[Feed], now: datetime) -> FetchedBatch:
+        """Fetches a batch and hands its bodies to the parse pool (in the fetch thread)."""
+        requests = [FeedRequest(f.name, f.url, f.etag, f.last_modified) for f in feeds]
+        results = fetch_feeds(
+            requests, self.settings, now=now, transport=self.transport, is_public=self.is_public
+        )
+        down = network_down(results)
+        pairs = zip(feeds, results, strict=True)
+        jobs = [None if down else self.parse_job(feed, result, now) for feed, result in pairs]
+        sizes = [len(r.body or b"") for r in results]
+        results = [replace(r, body=None) for r in results]  # the bodies live in the jobs only
+        return FetchedBatch(results, sizes, down, self.parse_pool.submit(jobs))
+
+    def ingest_batch(
+        self, feeds: list[Feed], fetched: FetchedBatch, now: datetime, report: CycleReport
+    ) -> None:
+        """Stores each feed of the batch as its body is parsed.
+
+        A batch where nothing could be connected to, on several hosts, is the network's fault:
+        recorded as such, not against each feed (pipeline.health).
+        """
+        if fetched.network_down:
+            logger.warning(
+                "%s; not counted against the feeds; retrying in %s",
+                fetched.network_down,
+                human_duration(timedelta(seconds=NETWORK_RETRY_S)),
+            )
+        outcomes = zip(fetched.results, fetched.sizes, fetched.parsed, strict=True)
+        for feed, (result, size, parsed) in zip(feeds, outcomes, strict=True):
+            self.ingest(feed, result, now, report, parsed, network=fetched.network_down, size=size)
+
+    def parse_job(self, feed: Feed, result: FetchResult, now: datetime) -> ParseJob | None:
+        if result.error is not None or result.status != 200 or result.body is None:
+            return None
+        url = result.final_url or result.url
+        return ParseJob(result.body, result.headers, url, now, feed.language)
+
+    def ingest(
+        self,
+        feed: Feed,
+        result: FetchResult,
+        now: datetime,
+        report: CycleReport,
+        parsed: ParseOutcome | None = None,
+        *,
+        network: str | None = None,
+        size: int | None = None,
+    ) -> None:
+        """Stores one fetch result and its parsed feed with their matches in one transaction.
+
+        `network` is set when the whole batch found the network down.
+        """
+        error = network or fetch_error(result, parsed)
+        feed_parsed = parsed if isinstance(parsed, ParsedFeed) and error is None else None
         with self.db.session() as session:
             assert feed.id is not None
             if not holds_feed_lease(session, feed.id, worker=self.worker):
                 logger.warning("lease lost feed=%s: another worker has it; not stored", feed.name)
                 return
             session.add(feed)
-            new = self.store(session, feed, parsed, now, report) if parsed else 0
-            record_fetch(session, feed, self.outcome(feed, result, parsed, outcome_error, now, new))
-        if outcome_error:
-            report.failed[feed.name] = outcome_error
-            logger.warning("fetch failed feed=%s error=%s", feed.name, outcome_error)
+            new = self.store(session, feed, feed_parsed, now, report) if feed_parsed else 0
+            silence = None
+            if error is None and new == 0:
+                silence = silence_warning(recent_publication_times(session, feed.id), now)
+            outcome = self.outcome(
+                feed, result, feed_parsed, error, now, new, silence=silence, network=bool(network)
+            )
+            if size is not None:
+                outcome = replace(outcome, bytes=size)
+            record_fetch(session, feed, outcome)
+        self.checkpoint("stored")
+        if error:
+            report.failed[feed.name] = error
+            if network is None:
+                logger.warning("fetch failed feed=%s error=%s", feed.name, error)
         elif result.not_modified:
             report.not_modified += 1
         else:
@@ -265,38 +374,45 @@ class Service:
     def store(
         self, session: Session, feed: Feed, parsed: ParsedFeed, now: datetime, report: CycleReport
     ) -> int:
+        """Stores the feed's new articles, then matches and queues the first copies of stories."""
         assert feed.id is not None
-        ruleset, matcher = self.compiled  # one complete rule version for this feed's articles
+        compiled = self.compiled  # one complete rule version for this feed's articles
+        stored = store_articles(session, feed.id, parsed.articles, now=now)
+        for article in stored:
+            if article.duplicate_of is None:
+                self.match_article(session, feed, article, compiled, now, report)
+        report.new_articles += len(stored)
+        return len(stored)
+
+    def match_article(
+        self,
+        session: Session,
+        feed: Feed,
+        article: StoredArticle,
+        compiled: tuple[RuleSet, CompiledRules],
+        now: datetime,
+        report: CycleReport,
+    ) -> None:
+        ruleset, matcher = compiled
         tags = tuple(feed.tags.split())
-        new = 0
-        for entry in parsed.articles:
-            article = store_article(session, feed.id, entry, now=now)
-            if article is None:
+        for match in matcher.match(article.document, feed=feed.name, feed_tags=tags):
+            rule = ruleset.rule(match.rule_id)
+            if rule is None:
                 continue
-            new += 1
-            if article.duplicate_of is not None:
-                continue
-            assert article.id is not None
-            for match in matcher.match(article.document, feed=feed.name, feed_tags=tags):
-                rule = ruleset.rule(match.rule_id)
-                if rule is None:
-                    continue
-                row = store_match(session, article.id, match, now=now)
-                assert row.id is not None
-                report.matches += 1
-                report.alerts += queue_alerts(
-                    session,
-                    match_id=row.id,
-                    article_id=article.id,
-                    rule_id=rule.id,
-                    rule_version=rule.version,
-                    rule_title=rule.title,
-                    level=rule.level,
-                    notifiers=rule.notify,
-                    now=now,
-                )
-        report.new_articles += new
-        return new
+            row = store_match(session, article.id, match, now=now)
+            assert row.id is not None
+            report.matches += 1
+            report.alerts += queue_alerts(
+                session,
+                match_id=row.id,
+                article_id=article.id,
+                rule_id=rule.id,
+                rule_version=rule.version,
+                rule_title=rule.title,
+                level=rule.level,
+                notifiers=rule.notify,
+                now=now,
+            )
 
     def outcome(
         self,
@@ -306,14 +422,24 @@ class Service:
         error: str | None,
         now: datetime,
         new: int,
+        *,
+        silence: str | None = None,
+        network: bool = False,
     ) -> FetchOutcome:
+        """The feed's new state: when to come back (interval, Retry-After, backoff) and why.
+
+        `network`: the whole batch found the network down; not this feed's failure.
+        """
         interval = float(feed.interval_s)
         hold: str | None = None
-        if result.retry_after_s is not None:
-            next_at, hold = (
-                next_after_retry_after(now, result.retry_after_s, interval),
-                "retry-after",
+        if network:
+            next_at = next_after_network_down(now, interval, NETWORK_RETRY_S)
+            hold = NETWORK_DOWN
+        elif result.retry_after_s is not None:
+            next_at = next_after_retry_after(
+                now, result.retry_after_s, interval, error_count=feed.error_count + 1, rng=self.rng
             )
+            hold = "retry-after"
         elif error:
             next_at = next_after_failure(now, interval, feed.error_count + 1, self.rng)
             hold = "backoff"
@@ -325,7 +451,7 @@ class Service:
             success=error is None,
             status=result.status,
             error=error,
-            warning=parsed.warning if parsed else None,
+            warning=_join(feed_warning(feed, result, parsed), silence),
             etag=result.etag,
             last_modified=result.last_modified,
             new_url=result.permanent_url,
@@ -334,11 +460,13 @@ class Service:
             entries=len(parsed.articles) if parsed else 0,
             new_articles=new,
             bytes=len(result.body or b""),
+            network_down=network,
         )
 
     def deliver(self, now: datetime, report: CycleReport) -> None:
         schedules = {rule.id: rule.digest for rule in self.ruleset.rules}
         report.digests = close_due_digests(self.db, schedules, now=now, tz=self.config.tz)
+        self.checkpoint("closed")
         report.deliveries = deliver_due(
             self.db,
             self.notifiers,
@@ -346,4 +474,47 @@ class Service:
             worker=self.worker,
             lease=self.lease,
             place_names=self.ruleset.place_names(),
+            checkpoint=self.checkpoint,
         )
+
+    def close(self) -> None:
+        """Stops the parse pool's processes (they are also stopped at exit)."""
+        self.parse_pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """A fetched batch: its results, whether the network was down, its bodies being parsed."""
+
+    results: list[FetchResult]  # without their bodies
+    sizes: list[int]  # the bodies' sizes
+    network_down: str | None
+    parsed: ParsedBatch
+
+
+def fetch_error(result: FetchResult, parsed: ParseOutcome | None) -> str | None:
+    """Why this fetch gave no usable feed, or None (a 200 with a parsed feed, or a 304)."""
+    if result.gone:
+        return "410 Gone: the feed was removed"
+    if result.error is not None:
+        return result.error
+    if isinstance(parsed, str):
+        return parsed
+    if result.status == 200 and parsed is None:
+        return "HTTP 200 without a body"
+    if result.status != 200 and not result.not_modified:
+        return f"HTTP {result.status}"
+    return None
+
+
+def feed_warning(feed: Feed, result: FetchResult, parsed: ParsedFeed | None) -> str | None:
+    """The parse warning to store: this document's, or on a 304 the one the document had."""
+    if parsed is not None:
+        return parsed.warning
+    if result.not_modified and feed.last_warning:
+        return None if feed.last_warning.startswith(SILENT_PREFIX) else feed.last_warning
+    return None
+
+
+def _join(*warnings: str | None) -> str | None:
+    return "; ".join(w for w in warnings if w) or None

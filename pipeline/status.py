@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pipeline import health
 from pipeline.config import Config
 from pipeline.rules import load_rules
 from pipeline.ruletypes import RuleProblem, RuleSet
@@ -13,6 +14,7 @@ from storage.feeds import list_feeds
 from storage.migrate import migrate
 from storage.models import Feed
 from storage.outbox import digest_status
+from storage.workers import WorkerInfo, list_workers
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -25,7 +27,8 @@ def feed_json(feed: Feed, articles: int) -> dict[str, Any]:
         "url": feed.url,
         "enabled": feed.enabled,
         "in_config": feed.in_config,
-        "health": feed_health(feed),
+        "health": health.feed_health(feed),
+        "message": health.feed_message(feed),
         "last_fetch_at": _iso(feed.last_fetch_at),
         "last_success_at": _iso(feed.last_success_at),
         "last_status": feed.last_status,
@@ -35,7 +38,22 @@ def feed_json(feed: Feed, articles: int) -> dict[str, Any]:
         "next_fetch_at": _iso(feed.next_fetch_at),
         "hold_reason": feed.hold_reason,
         "disabled_reason": feed.disabled_reason,
+        "disabled_at": _iso(feed.disabled_at),
         "articles": articles,
+    }
+
+
+def worker_json(worker: WorkerInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "started_at": _iso(worker.started_at),
+        "last_heartbeat": _iso(worker.last_heartbeat),
+        "seconds_since_heartbeat": round((now - worker.last_heartbeat).total_seconds(), 1),
+        "stale": worker.stale,
+        "feeds_held": worker.feeds_held,
+        "digests_held": worker.digests_held,
     }
 
 
@@ -101,6 +119,7 @@ def collect_status(config: Config, *, now: datetime) -> dict[str, Any]:
         with db.session(write=False) as session:
             feeds = [feed_json(feed, n) for feed, n in list_feeds(session)]
             digests = digest_status(session)
+            workers = [worker_json(w, now) for w in list_workers(session, now)]
     finally:
         db.dispose()
     return {
@@ -110,4 +129,5 @@ def collect_status(config: Config, *, now: datetime) -> dict[str, Any]:
         "feeds": feeds,
         "rules": rules_json(load_config_rules(config)),
         "digests": digests,
+        "workers": workers,
     }

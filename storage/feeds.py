@@ -11,6 +11,8 @@ from sqlmodel import Session, col, func, select
 
 from storage.models import Article, Feed, FetchLog
 
+_SYNC_LOCK_KEY = 0x66656564  # "feed": one advisory lock id for following config.toml
+
 
 @dataclass(frozen=True, slots=True)
 class FeedSpec:
@@ -41,13 +43,18 @@ class FetchOutcome:
     entries: int = 0
     new_articles: int = 0
     bytes: int = 0
+    network_down: bool = False  # nothing answered in the whole batch: not the feed's fault
 
 
 def sync_feeds(session: Session, specs: Sequence[FeedSpec], *, now: datetime) -> None:
     """Makes the feed table follow the configuration: adds, updates, and retires feeds.
 
-    A feed removed from the file is kept (its articles stay) but no longer polled.
+    A feed removed from the file is kept (its articles stay) but no longer polled. Workers
+    starting together each sync the same file: they take turns (a transaction-scoped lock on
+    PostgreSQL, the single writer on SQLite), so the later ones find the feeds already there.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SYNC_LOCK_KEY})
     existing = {feed.name: feed for feed in session.exec(select(Feed)).all()}
     for spec in specs:
         feed = existing.pop(spec.name, None)
@@ -95,6 +102,18 @@ def claim_due_feeds(
     return feeds
 
 
+def holds_feed_lease(session: Session, feed_id: int, *, worker: str) -> bool:
+    """The fencing check before storing a fetch: True while `worker` still holds the feed.
+
+    Locks the feed row until the transaction ends, so no other worker can take the lease
+    between this check and the writes that follow.
+    """
+    owner = session.exec(
+        select(Feed.acquired_by).where(col(Feed.id) == feed_id).with_for_update()
+    ).first()
+    return owner == worker
+
+
 def release_feeds(session: Session, feed_ids: Sequence[int], *, worker: str) -> None:
     """Drops this worker's leases (after a cycle that did not record an outcome)."""
     session.execute(
@@ -105,7 +124,10 @@ def release_feeds(session: Session, feed_ids: Sequence[int], *, worker: str) -> 
 
 
 def record_fetch(session: Session, feed: Feed, outcome: FetchOutcome) -> None:
-    """Writes one fetch outcome to the feed row and the fetch log, and releases the lease."""
+    """Writes one fetch outcome to the feed row and the fetch log, and releases the lease.
+
+    A failure while the network was down leaves the feed's error streak and last error alone.
+    """
     feed.last_fetch_at = outcome.at
     feed.last_status = outcome.status
     feed.next_fetch_at = outcome.next_fetch_at
@@ -116,7 +138,7 @@ def record_fetch(session: Session, feed: Feed, outcome: FetchOutcome) -> None:
         feed.last_warning = outcome.warning
         feed.etag = outcome.etag or feed.etag
         feed.last_modified = outcome.last_modified or feed.last_modified
-    else:
+    elif not outcome.network_down:
         feed.error_count += 1
         feed.last_error = outcome.error
     if outcome.new_url:
@@ -139,8 +161,12 @@ def record_fetch(session: Session, feed: Feed, outcome: FetchOutcome) -> None:
     )
 
 
+_HELD = ("retry-after", "backoff")  # a wait after "network down" is not the server's wish
+
+
 def make_due(session: Session, names: Sequence[str], *, now: datetime) -> dict[str, str]:
-    """Makes the named feeds (all when empty) due now, except those held back.
+    """Makes the named feeds (all when empty) due now, except those held back by the server
+    (Retry-After), their own failures (backoff) or a 410.
 
     Returns feed name -> what happened ("due now", or why it was held back).
     """
@@ -151,7 +177,7 @@ def make_due(session: Session, names: Sequence[str], *, now: datetime) -> dict[s
     for feed in session.exec(query.order_by(col(Feed.name))).all():
         if not feed.enabled:
             said[feed.name] = f"held: disabled ({feed.disabled_reason})"
-        elif feed.hold_reason and feed.next_fetch_at and feed.next_fetch_at > now:
+        elif feed.hold_reason in _HELD and feed.next_fetch_at and feed.next_fetch_at > now:
             said[feed.name] = f"held: {feed.hold_reason} until {feed.next_fetch_at.isoformat()}"
         else:
             feed.next_fetch_at = now

@@ -93,7 +93,7 @@ class Article(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     feed_id: int = Field(foreign_key="feeds.id", index=True)
-    guid: str
+    guid: str = Field(index=True)
     link: str | None = None
     canonical_url: str | None = Field(default=None, index=True)
     title: str = ""

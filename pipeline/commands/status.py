@@ -39,8 +39,9 @@ def print_tables(doc: dict[str, Any]) -> None:
             (f["last_fetch_at"] or "never")[:16],
             str(f["last_status"] or ""),
             str(f["articles"]),
-            (f["next_fetch_at"] or "")[:16] + (f" ({f['hold_reason']})" if f["hold_reason"] else ""),
-            (f["last_error"] or f["last_warning"] or "")[:80],
+            (f["next_fetch_at"] or "")[:16]
+            + (f" ({f['hold_reason']})" if f["hold_reason"] else ""),
+            (f["message"] or f["last_error"] or f["last_warning"] or "")[:80],
         )
     console.print(feeds)
     rules = doc["rules"]
@@ -52,6 +53,15 @@ def print_tables(doc: dict[str, Any]) -> None:
     for d in doc["digests"]["digests"]:
         if d["state"] != "sent":
             detail = d["last_error"] or ""
-            console.print(f"  {d['id']} {d['rule']} → {d['notifier']}: {d['state']} {detail}", markup=False)
+            console.print(
+                f"  {d['id']} {d['rule']} → {d['notifier']}: {d['state']} {detail}", markup=False
+            )
     for held in doc["digests"].get("held", []):
         console.print(f"  rule {held['rule']} removed; {held['alerts']} alerts held", markup=False)
+    for w in doc.get("workers", []):
+        console.print(
+            f"Worker {w['id']}: last heartbeat {(w['last_heartbeat'] or '')[:19]}"
+            f"{' (stale)' if w['stale'] else ''}, "
+            f"leases: {w['feeds_held']} feeds, {w['digests_held']} digests",
+            markup=False,
+        )

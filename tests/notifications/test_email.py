@@ -226,16 +226,41 @@ def test_hang_after_data_is_bounded_by_the_data_done_timeout(
     assert len(smtp.handler.messages) == 1
 
 
-def test_sending_row_left_by_a_dead_worker_becomes_uncertain(
+def test_sending_row_left_by_a_dead_worker_before_the_handover_is_sent_again(
     world: World, smtp: SmtpServer
 ) -> None:
-    """RELIABILITY D4: killed after 250 (or anywhere while sending): uncertain, not resent."""
+    """Killed after `sending` was committed, before the final `.`: the server has nothing."""
     world.alert()
     [digest_id] = close_due_digests(world.db, {"panj-crossings": "immediate"}, now=T0, tz=UTC_ZONE)
     with world.db.session() as s:  # what the dead worker committed before it contacted the server
         outbox.claim_next_digest(
             s, notifiers=["mail"], now=T0, token="dead:1", lease=timedelta(minutes=5)
         )
+    assert deliver_due(world.db, {"mail": mailer(smtp.port)}, now=T0 + timedelta(minutes=1)) == []
+    [settled, out] = deliver_due(
+        world.db, {"mail": mailer(smtp.port)}, now=T0 + timedelta(minutes=6)
+    )
+    assert (settled.state, settled.detail) == (
+        "queued",
+        "interrupted before the server was given the message; sending again",
+    )
+    assert (out.digest_id, out.state) == (digest_id, "sent")
+    assert len(smtp.handler.messages) == 1
+
+
+def test_sending_row_left_by_a_dead_worker_after_the_handover_becomes_uncertain(
+    world: World, smtp: SmtpServer
+) -> None:
+    """RELIABILITY D4: killed after the final `.` (or the 250): uncertain, not resent."""
+    world.alert()
+    [digest_id] = close_due_digests(world.db, {"panj-crossings": "immediate"}, now=T0, tz=UTC_ZONE)
+    with world.db.session() as s:  # what the dead worker committed before its final `.`
+        claim = outbox.claim_next_digest(
+            s, notifiers=["mail"], now=T0, token="dead:1", lease=timedelta(minutes=5)
+        )
+    assert claim is not None
+    with world.db.session() as s:
+        assert outbox.mark_handover(s, claim, now=T0)
     assert deliver_due(world.db, {"mail": mailer(smtp.port)}, now=T0 + timedelta(minutes=1)) == []
     [out] = deliver_due(world.db, {"mail": mailer(smtp.port)}, now=T0 + timedelta(minutes=6))
     assert (out.digest_id, out.state) == (digest_id, "uncertain")
@@ -245,6 +270,7 @@ def test_sending_row_left_by_a_dead_worker_becomes_uncertain(
     )
     assert smtp.handler.messages == []
     assert world.status()["counts"]["uncertain"] == 1
+    assert deliver_due(world.db, {"mail": mailer(smtp.port)}, now=T0 + timedelta(hours=1)) == []
 
 
 def test_starttls_required_but_not_offered_refuses_to_send_in_clear(

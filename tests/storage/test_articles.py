@@ -34,12 +34,18 @@ def _feeds(db: Database, clock: FakeClock) -> tuple[int, int, int]:
     return ids[0], ids[1], ids[2]  # type: ignore[return-value]
 
 
-def test_same_story_from_three_feeds_is_stored_once_with_two_copies(db: Database, clock: FakeClock) -> None:
+def test_same_story_from_three_feeds_is_stored_once_with_two_copies(
+    db: Database, clock: FakeClock
+) -> None:
     a, b, c = _feeds(db, clock)
     with db.session() as s:
         first = store_article(s, a, Entry("g1"), now=clock())
-        same_guid = store_article(s, b, Entry("g1", content_hash="other", canonical_url=None), now=clock())
-        same_text = store_article(s, c, Entry("g3", canonical_url="https://c.example.org/x"), now=clock())
+        same_guid = store_article(
+            s, b, Entry("g1", content_hash="other", canonical_url=None), now=clock()
+        )
+        same_text = store_article(
+            s, c, Entry("g3", canonical_url="https://c.example.org/x"), now=clock()
+        )
     assert first is not None and first.duplicate_of is None
     assert same_guid is not None and same_guid.duplicate_of == first.id
     assert same_text is not None and same_text.duplicate_of == first.id
@@ -47,7 +53,9 @@ def test_same_story_from_three_feeds_is_stored_once_with_two_copies(db: Database
         assert count_articles(s) == 1
 
 
-def test_refetch_stores_nothing_and_an_edit_updates_in_place(db: Database, clock: FakeClock) -> None:
+def test_refetch_stores_nothing_and_an_edit_updates_in_place(
+    db: Database, clock: FakeClock
+) -> None:
     a, _, _ = _feeds(db, clock)
     with db.session() as s:
         assert store_article(s, a, Entry("g1"), now=clock()) is not None
@@ -62,5 +70,7 @@ def test_refetch_stores_nothing_and_an_edit_updates_in_place(db: Database, clock
 def test_future_dates_are_clamped_to_fetch_time(db: Database, clock: FakeClock) -> None:
     a, _, _ = _feeds(db, clock)
     with db.session() as s:
-        row = store_article(s, a, Entry("g9", published_at=datetime(9999, 1, 1, tzinfo=UTC)), now=clock())
+        row = store_article(
+            s, a, Entry("g9", published_at=datetime(9999, 1, 1, tzinfo=UTC)), now=clock()
+        )
     assert row is not None and row.published_at == clock()

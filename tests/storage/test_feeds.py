@@ -51,7 +51,9 @@ def test_record_fetch_keeps_301_url_until_config_changes(db: Database, clock: Fa
         record_fetch(
             s,
             feed,
-            FetchOutcome(at=clock(), next_fetch_at=clock(), success=True, status=200, new_url="http://y/a"),
+            FetchOutcome(
+                at=clock(), next_fetch_at=clock(), success=True, status=200, new_url="http://y/a"
+            ),
         )
     with db.session() as s:
         sync_feeds(s, [FeedSpec("a", "http://x/a")], now=clock())
@@ -64,9 +66,28 @@ def test_refresh_holds_gone_and_retry_after_feeds(db: Database, clock: FakeClock
         sync_feeds(s, [FeedSpec(n, f"http://x/{n}") for n in "abc"], now=clock())
         feeds = {f.name: f for f in claim_due_feeds(s, now=clock(), worker="w", lease=LEASE)}
         later = clock() + timedelta(hours=1)
-        record_fetch(s, feeds["a"], FetchOutcome(at=clock(), next_fetch_at=later, success=False, status=410, gone=True, error="gone"))
-        record_fetch(s, feeds["b"], FetchOutcome(at=clock(), next_fetch_at=later, success=False, status=429, hold_reason="retry-after", error="429"))
-        record_fetch(s, feeds["c"], FetchOutcome(at=clock(), next_fetch_at=later, success=True, status=200))
+        record_fetch(
+            s,
+            feeds["a"],
+            FetchOutcome(
+                at=clock(), next_fetch_at=later, success=False, status=410, gone=True, error="gone"
+            ),
+        )
+        record_fetch(
+            s,
+            feeds["b"],
+            FetchOutcome(
+                at=clock(),
+                next_fetch_at=later,
+                success=False,
+                status=429,
+                hold_reason="retry-after",
+                error="429",
+            ),
+        )
+        record_fetch(
+            s, feeds["c"], FetchOutcome(at=clock(), next_fetch_at=later, success=True, status=200)
+        )
     with db.session() as s:
         said = make_due(s, [], now=clock())
     assert said["a"].startswith("held: disabled (410 Gone)")
