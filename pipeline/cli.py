@@ -167,13 +167,18 @@ def _resolve(spec: str) -> Command:
     return command
 
 
+def _log_level(args: argparse.Namespace) -> int:
+    return logging.INFO if args.func == "run:run" and not args.once else logging.WARNING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `newswatch` console script."""
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.debug = getattr(args, "debug", False)
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
+        # The service logs what it does; one-shot commands print only their result and problems.
+        level=logging.DEBUG if args.debug else _log_level(args),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

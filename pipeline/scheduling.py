@@ -48,6 +48,8 @@ def run_forever(
         logger.info("stopping signal=%d; finishing the current cycle", signum)
         stop.set()
 
+    # "skipped: maximum number of running instances" is expected when a cycle outlasts a tick.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(

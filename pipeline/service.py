@@ -478,8 +478,9 @@ class Service:
         )
 
     def close(self) -> None:
-        """Stops the parse pool's processes (they are also stopped at exit)."""
+        """Stops the parse pool's processes and closes the database connections."""
         self.parse_pool.close()
+        self.db.dispose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ class Database:
 
     engine: sa.Engine
     url: str
+    busy_timeout_s: float = BUSY_TIMEOUT_S
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,7 +76,7 @@ def open_database(url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Databa
             f"database.url {redact_url(url)!r} is not supported",
             hint="write sqlite:///newswatch.db or postgresql+psycopg://user@host/db",
         )
-    return Database(engine=engine, url=url)
+    return Database(engine=engine, url=url, busy_timeout_s=busy_timeout_s)
 
 
 def _sqlite_engine(url: sa.URL, busy_timeout_s: float) -> sa.Engine:

@@ -2,6 +2,7 @@
 
 Several workers started together against an empty PostgreSQL database migrate it once: the
 upgrade runs under a transaction-scoped advisory lock. A schema newer than this code is refused.
+`revision` lets tests build an older release's schema and upgrade it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from storage.errors import MigrationError
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATION_WAIT_S = 120
 _PG_LOCK_KEY = 0x6E657773  # "news": one advisory lock id for schema changes
 
 
@@ -40,8 +42,13 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def migrate(db: Database) -> str:
-    """Applies every pending migration; returns the revision the database is at.
+def migrate(db: Database, *, revision: str = "head") -> str:
+    """Applies every pending migration (up to `revision`); returns the revision it is at.
+
+    The check and the upgrade (alembic_version's creation included) run in one transaction that
+    first takes an exclusive lock: `pg_advisory_xact_lock` on PostgreSQL, `BEGIN IMMEDIATE` on
+    SQLite. A worker that waits for it then sees the upgraded schema and does nothing; the lock
+    goes with the transaction, even when a migration fails.
 
     Raises:
         MigrationError: the database was written by a newer newswatch, or a migration failed.
@@ -51,26 +58,26 @@ def migrate(db: Database) -> str:
     script = ScriptDirectory.from_config(cfg)
     with translate_errors(db.url), db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_LOCK_KEY})")
-        try:
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is not None and current not in {s.revision for s in script.walk_revisions()}:
-                raise MigrationError(
-                    f"database schema is newer than this newswatch (revision {current})",
-                    hint="upgrade newswatch, or point database.url at another database",
-                )
-            if current != script.get_current_head():
-                logger.info("migrating database from=%s to=%s", current, script.get_current_head())
-                cfg.attributes["connection"] = conn
-                try:
-                    command.upgrade(cfg, "head")
-                except MigrationError:
-                    raise
-                except Exception as exc:
-                    raise MigrationError(f"migration failed: {exc}") from exc
-                conn.commit()
-        finally:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_LOCK_KEY})")
-                conn.commit()
-    return head_revision()
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+        else:  # others starting at the same moment wait for the one migrating, however slow
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {MIGRATION_WAIT_S * 1000}")
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current not in {s.revision for s in script.walk_revisions()}:
+            raise MigrationError(
+                f"database schema is newer than this newswatch (revision {current})",
+                hint="upgrade newswatch, or point database.url at another database",
+            )
+        target = (script.get_current_head() or revision) if revision == "head" else revision
+        if current != target:
+            logger.info("migrating database from=%s to=%s", current, target)
+            cfg.attributes["connection"] = conn
+            try:
+                command.upgrade(cfg, target)
+            except MigrationError:
+                raise
+            except Exception as exc:
+                raise MigrationError(f"migration failed: {exc}") from exc
+        conn.commit()
+        if conn.dialect.name == "sqlite":  # the pooled connection goes back to the usual wait
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(db.busy_timeout_s * 1000)}")
+    return target

@@ -12,6 +12,8 @@ import pytest
 from storage.engine import Database, open_database
 from storage.migrate import migrate
 
+pytest_plugins = ["tests.pgserver"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -31,10 +33,14 @@ class FakeClock:
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No proxies or SSL overrides from the machine; HOME points at a temp dir."""
     for name in list(os.environ):
-        if name.lower().endswith("_proxy") or name.startswith(("SSL_", "REQUESTS_CA", "NEWSWATCH_")):
+        if name.lower().endswith("_proxy") or name.startswith(
+            ("SSL_", "REQUESTS_CA", "NEWSWATCH_")
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     Example: newswatch run --once
     """
     config = load_config(args.config)
-    with service_lock(config.database_url) as alone:
-        service = build_service(config)
+    with service_lock(config.database_url) as alone, closing(build_service(config)) as service:
         service.start(alone=alone)
         if args.once:
             out(summarise(service.run_cycle()))
@@ -52,8 +52,10 @@ def demo(args: argparse.Namespace) -> int:
     with serve_directory(SAMPLES_DIR) as base_url:
         demo_config = demo_configuration(config, sample_feeds(base_url))
         before = _eml_files(demo_config.outbox_dir)
-        with service_lock(demo_config.database_url) as alone:
-            service = build_service(demo_config)
+        with (
+            service_lock(demo_config.database_url) as alone,
+            closing(build_service(demo_config)) as service,
+        ):
             service.start(alone=alone)
             report = service.run_cycle()
     out(summarise(report))
