@@ -159,3 +159,11 @@ def test_the_console_script_runs_once_in_a_real_process(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "new articles:" in done.stdout
     assert list((tmp_path / "outbox").glob("*.eml"))
+
+
+def test_rules_check_passes_on_the_shipped_rules_and_places(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["rules", "check", "--config", str(REPO / "config.toml")]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith("5 rules, ") and ", 0 errors, " in summary
