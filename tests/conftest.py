@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean environment, a fake clock, a migrated SQLite database, shared/data."""
+"""Shared fixtures: a clean environment, a fake clock, a migrated SQLite database, shared/data,
+and the loopback HTTP servers `public_http` (127.0.0.2) and `private_http` (127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from storage.engine import Database, open_database
 from storage.migrate import migrate
+from tests.pipeline.conftest import PRIVATE_HOST, PUBLIC_HOST, ScriptedServer
 
 pytest_plugins = ["tests.pgserver"]
 
@@ -56,6 +58,20 @@ def db(tmp_path: Path) -> Iterator[Database]:
     migrate(database)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def public_http() -> Iterator[ScriptedServer]:
+    server = ScriptedServer(PUBLIC_HOST)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_http() -> Iterator[ScriptedServer]:
+    server = ScriptedServer(PRIVATE_HOST)
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -1,14 +1,27 @@
-"""A scripted feed server on 127.0.0.1 for end-to-end tests: routes, ETags, request counts."""
+"""Loopback helpers for tests: a scripted feed server on 127.0.0.1 (routes, ETags, request
+counts) and `free_port`, a port nothing listens on."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port free right now: nothing listens on it (connections are refused).
+
+    For servers that cannot take port 0 (aiosmtpd: aio-libs/aiosmtpd#388, pg_ctl) and for
+    "connection refused" tests.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,7 @@ import pytest
 
 from storage.engine import Database, open_database
 from storage.migrate import migrate
+from tests.loopback import free_port
 
 TEMPLATE = "nw_template"
 _SETTINGS = {
@@ -55,12 +55,6 @@ def find_bindir() -> Path | None:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
             return folder
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -14,7 +14,6 @@ import itertools
 import logging
 import random
 import resource
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,9 +41,8 @@ from pipeline.status import collect_status
 from storage.engine import Database, open_database
 from storage.models import Alert, Article, Feed
 from tests.conftest import FakeClock
+from tests.loopback import free_port
 from tests.pipeline.conftest import (
-    PRIVATE_HOST,
-    PUBLIC_HOST,
     Handler,
     RouteFn,
     ScriptedServer,
@@ -115,13 +113,6 @@ def feed_route(body: bytes, etag: str | None = None) -> RouteFn:
             send(h, 200, body, {**RSS_TYPE, **({"ETag": etag} if etag else {})})
 
     return route
-
-
-def dead_port() -> int:
-    """A port nothing listens on (connections to it are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the service under test ------------------------------------------------------------------
@@ -215,20 +206,6 @@ def make_env(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Env]]:
     yield make
     for env in made:
         env.close()
-
-
-@pytest.fixture
-def public_http() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(PUBLIC_HOST)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def private_http() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(PRIVATE_HOST)
-    yield server
-    server.close()
 
 
 def parts(message: email.message.Message) -> tuple[str, str]:
@@ -399,7 +376,7 @@ def test_503_without_retry_after_backs_off_from_the_interval(
 def test_n5_a_host_down_for_three_days_is_retried_with_capped_backoff_and_never_dropped(
     make_env: Callable[..., Env], clock: FakeClock
 ) -> None:
-    env = make_env({"desk": f"http://127.0.0.1:{dead_port()}/feed"}, interval="15m")
+    env = make_env({"desk": f"http://127.0.0.1:{free_port()}/feed"}, interval="15m")
     start = clock()
     attempts = []
     while clock() < start + timedelta(days=3):
@@ -423,7 +400,7 @@ def test_n5_a_host_down_for_three_days_is_retried_with_capped_backoff_and_never_
 def test_network_down_is_not_blamed_on_the_feeds_and_is_retried_soon(
     make_env: Callable[..., Env], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = dead_port()
+    port = free_port()
     hosts = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
     env = make_env({f"desk{n}": f"http://{host}:{port}/feed" for n, host in enumerate(hosts)})
     with caplog.at_level(logging.WARNING, logger="pipeline.service"):

@@ -31,7 +31,8 @@ from pipeline.status import collect_status
 from storage.engine import Database, open_database
 from storage.models import Alert, Article, Digest, Feed
 from tests.farm import FeedFarm, farm_config, write_rules
-from tests.pgserver import PgCluster, free_port
+from tests.loopback import free_port
+from tests.pgserver import PgCluster
 
 pytestmark = pytest.mark.postgres
 
@@ -121,6 +122,11 @@ class Workers:
             for p in sorted(self.folder.glob("worker-*.log"))
         )
 
+    def status_when(self, done: Callable[[], bool], *, timeout: float, what: str) -> dict[str, Any]:
+        """Waits until `done` holds, then returns what `newswatch status --json` shows."""
+        wait_until(done, timeout=timeout, what=what, workers=self)
+        return collect_status(load_config(self.config), now=datetime.now(UTC))
+
     def stop(self) -> list[int | None]:
         """SIGTERM to each live worker; each finishes its cycle and exits."""
         for proc in self.procs:
@@ -134,6 +140,15 @@ class Workers:
                 proc.kill()
                 codes.append(proc.wait())
         return codes
+
+
+def write_config(folder: Path, farm: FeedFarm, url: str, **options: Any) -> Path:
+    """`folder`/config.toml for `farm`, the database at `url` and the rules in `folder`/rules."""
+    config = folder / "config.toml"
+    config.write_text(
+        farm_config(farm, database_url=url, rules_dir="rules", **options), encoding="utf-8"
+    )
+    return config
 
 
 def wait_until(done: Callable[[], bool], *, timeout: float, what: str, workers: Workers) -> None:
@@ -192,22 +207,14 @@ def test_three_workers_started_together_share_a_cycle_once(
     sink, smtp_port = smtp_sink
     farm = FeedFarm(feeds=500, entries=4, match_every=25)
     with farm.running():
-        config = tmp_path / "config.toml"
-        config.write_text(
-            farm_config(farm, database_url=url, rules_dir="rules", smtp_port=smtp_port),
-            encoding="utf-8",
-        )
+        config = write_config(tmp_path, farm, url, smtp_port=smtp_port)
         workers = Workers(config, tmp_path)
         for _ in range(3):  # at the same moment, against an empty database
             workers.start()
         try:
-            wait_until(
-                lambda: cycle_done(db, farm.feeds),
-                timeout=240,
-                what="one cycle",
-                workers=workers,
+            status = workers.status_when(
+                lambda: cycle_done(db, farm.feeds), timeout=240, what="one cycle"
             )
-            status = collect_status(load_config(config), now=datetime.now(UTC))
         finally:
             codes = workers.stop()
     assert codes == [0, 0, 0], workers.logs()
@@ -230,11 +237,7 @@ def test_a_killed_workers_feeds_are_taken_over_after_its_lease_and_nothing_is_se
     farm = FeedFarm(feeds=200, entries=3, match_every=10)
     farm.close_gate()  # requests are counted and held: the victim stays mid-fetch
     with farm.running():
-        config = tmp_path / "config.toml"
-        config.write_text(
-            farm_config(farm, database_url=url, rules_dir="rules", smtp_port=smtp_port, lease="3s"),
-            encoding="utf-8",
-        )
+        config = write_config(tmp_path, farm, url, smtp_port=smtp_port, lease="3s")
         workers = Workers(config, tmp_path)
         victim = workers.start()
         try:
@@ -254,13 +257,9 @@ def test_a_killed_workers_feeds_are_taken_over_after_its_lease_and_nothing_is_se
             farm.open_gate()
             workers.start()
             workers.start()
-            wait_until(
-                lambda: cycle_done(db, farm.feeds),
-                timeout=240,
-                what="the survivors' cycle",
-                workers=workers,
+            status = workers.status_when(
+                lambda: cycle_done(db, farm.feeds), timeout=240, what="the survivors' cycle"
             )
-            status = collect_status(load_config(config), now=datetime.now(UTC))
         finally:
             codes = workers.stop()
     assert codes == [-signal.SIGKILL, 0, 0], workers.logs()
@@ -283,11 +282,7 @@ def test_a_worker_killed_while_sending_leaves_an_uncertain_digest_never_sent_twi
     sink.hang_first = True  # the server has the message but never says so
     farm = FeedFarm(feeds=20, entries=2, match_every=20)  # one alert, one digest
     with farm.running():
-        config = tmp_path / "config.toml"
-        config.write_text(
-            farm_config(farm, database_url=url, rules_dir="rules", smtp_port=smtp_port, lease="3s"),
-            encoding="utf-8",
-        )
+        config = write_config(tmp_path, farm, url, smtp_port=smtp_port, lease="3s")
         workers = Workers(config, tmp_path)
         victim = workers.start()
         try:
@@ -295,13 +290,11 @@ def test_a_worker_killed_while_sending_leaves_an_uncertain_digest_never_sent_twi
             victim.kill()
             victim.wait(timeout=30)
             workers.start()
-            wait_until(
+            status = workers.status_when(
                 lambda: digest_states(db) == ["uncertain"],
                 timeout=120,
                 what="the interrupted send to be settled",
-                workers=workers,
             )
-            status = collect_status(load_config(config), now=datetime.now(UTC))
         finally:
             codes = workers.stop()
     assert codes == [-signal.SIGKILL, 0], workers.logs()
@@ -337,8 +330,7 @@ def test_every_database_command_works_on_postgresql(
     url, _db = world
     farm = FeedFarm(feeds=5, entries=2, match_every=2)
     with farm.running():
-        config = tmp_path / "config.toml"
-        config.write_text(farm_config(farm, database_url=url, rules_dir="rules"), encoding="utf-8")
+        config = write_config(tmp_path, farm, url)
         at = ["--config", str(config)]
         run_once(config)
         assert main(["feeds", "refresh", *at]) == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import socketserver
 import ssl
 import subprocess
@@ -25,17 +24,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from storage import outbox
 from storage.engine import Database
 from storage.models import Article, Feed, Match, document_text
+from tests.loopback import free_port
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 SMTP_USER = "newswatch"
 SMTP_PASSWORD = "s3cret-Pa55word-xyzzy"
-
-
-def free_port() -> int:
-    """A loopback port free right now (aiosmtpd cannot take port 0: aio-libs/aiosmtpd#388)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +238,7 @@ def smtp_factory() -> Iterator[Any]:
         implicit_tls: ssl.SSLContext | None = None,
     ) -> SmtpServer:
         handler = ScriptedHandler()
-        port = free_port()
+        port = free_port()  # aiosmtpd cannot take port 0 (aio-libs/aiosmtpd#388)
         kwargs: dict[str, Any] = {"ssl_context": implicit_tls}
         if tls_context is not None:
             kwargs |= {"tls_context": tls_context, "require_starttls": True}

@@ -1,6 +1,7 @@
 """Loopback HTTP servers for the fetch tests: scripted routes, hostile behaviours, hit counters.
 
-`public_http` listens on 127.0.0.2 and `private_http` on 127.0.0.1; the `is_public` classifier
+`public_http` listens on 127.0.0.2 and `private_http` on 127.0.0.1 (both fixtures live in
+tests/conftest.py, shared with tests/test_fetch_service.py); the `is_public` classifier
 treats only 127.0.0.2 as public, so the public→private redirect rule is tested on loopback only.
 """
 
@@ -13,7 +14,7 @@ import struct
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -175,20 +176,6 @@ def gzip_bomb(decoded_size: int) -> bytes:
     block = bytes(1_000_000)
     parts = [compressor.compress(block) for _ in range(decoded_size // len(block))]
     return b"".join(parts) + compressor.flush()
-
-
-@pytest.fixture
-def public_http() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(PUBLIC_HOST)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def private_http() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(PRIVATE_HOST)
-    yield server
-    server.close()
 
 
 def loopback_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

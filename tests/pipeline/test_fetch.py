@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
-import socket
 import threading
 import zlib
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pipeline.fetch import (
     fetch_feeds,
     parse_retry_after,
 )
+from tests.loopback import free_port
 from tests.pipeline.conftest import (
     NOW,
     Handler,
@@ -43,12 +43,6 @@ def fetch_one(url: str, settings: FetchSettings, **kw: object) -> FetchResult:
     request = kw.pop("request", None) or FeedRequest("feed", url)
     assert isinstance(request, FeedRequest)
     return fetch_feeds([request], settings, now=NOW, is_public=loopback_is_public, **kw)[0]
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- ordinary responses --------------------------------------------------------------------
@@ -220,7 +214,7 @@ def test_truncated_gzip_is_an_error(private_http: ScriptedServer, settings: Fetc
 
 
 def test_connection_refused(settings: FetchSettings) -> None:
-    result = fetch_one(f"http://127.0.0.1:{unused_port()}/feed", settings)
+    result = fetch_one(f"http://127.0.0.1:{free_port()}/feed", settings)
     assert (result.status, result.body, result.error) == (None, None, "connection refused")
 
 
