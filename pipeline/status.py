@@ -9,9 +9,9 @@ from pipeline import health
 from pipeline.config import Config
 from pipeline.rules import load_rules
 from pipeline.ruletypes import RuleProblem, RuleSet
-from storage.engine import open_database, redact_url
+from storage.engine import redact_url
 from storage.feeds import list_feeds
-from storage.migrate import migrate
+from storage.migrate import open_migrated
 from storage.models import Feed
 from storage.outbox import digest_status
 from storage.workers import WorkerInfo, list_workers
@@ -113,15 +113,10 @@ def load_config_rules(config: Config) -> RuleSet:
 
 def collect_status(config: Config, *, now: datetime) -> dict[str, Any]:
     """The whole status document (`status --json` prints exactly this)."""
-    db = open_database(config.database_url)
-    try:
-        migrate(db)
-        with db.session(write=False) as session:
-            feeds = [feed_json(feed, n) for feed, n in list_feeds(session)]
-            digests = digest_status(session)
-            workers = [worker_json(w, now) for w in list_workers(session, now)]
-    finally:
-        db.dispose()
+    with open_migrated(config.database_url) as db, db.session(write=False) as session:
+        feeds = [feed_json(feed, n) for feed, n in list_feeds(session)]
+        digests = digest_status(session)
+        workers = [worker_json(w, now) for w in list_workers(session, now)]
     return {
         "generated_at": now.isoformat(),
         "config": str(config.path),

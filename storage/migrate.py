@@ -8,6 +8,8 @@ upgrade runs under a transaction-scoped advisory lock. A schema newer than this 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -15,7 +17,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from storage.engine import Database, translate_errors
+from storage.engine import Database, open_database, translate_errors
 from storage.errors import MigrationError
 
 logger = logging.getLogger(__name__)
@@ -81,3 +83,18 @@ def migrate(db: Database, *, revision: str = "head") -> str:
         if conn.dialect.name == "sqlite":  # the pooled connection goes back to the usual wait
             conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(db.busy_timeout_s * 1000)}")
     return target
+
+
+@contextmanager
+def open_migrated(url: str) -> Iterator[Database]:
+    """The database at `url`, migrated first; its connections are closed on leaving.
+
+    Raises:
+        MigrationError, StorageError: as migrate() and open_database() do.
+    """
+    db = open_database(url)
+    try:
+        migrate(db)
+        yield db
+    finally:
+        db.dispose()

@@ -167,3 +167,21 @@ def test_rules_check_passes_on_the_shipped_rules_and_places(
     assert main(["rules", "check", "--config", str(REPO / "config.toml")]) == 0
     summary = capsys.readouterr().out.splitlines()[-1]
     assert summary.startswith("5 rules, ") and ", 0 errors, " in summary
+
+
+def test_digest_verbs_report_what_they_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with feed_server(_routes()) as server:
+        config = _config(tmp_path, server)
+        assert main(["run", "--once", "--config", str(config)]) == 0
+    sent = _status(config, capsys)["digests"]["digests"]
+    assert sent and all(d["state"] == "sent" for d in sent)
+    assert main(["digest", "preview", "border-security", "--config", str(config)]) == 0
+    assert "nothing waits for border-security" in capsys.readouterr().out
+    assert main(["digest", "retry", "--config", str(config)]) == 1
+    assert "say which digest to retry" in capsys.readouterr().err
+    assert main(["digest", "retry", "--all", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("0 digests due now")
+    assert main(["digest", "resend", "no-such-digest", "--config", str(config)]) == 1
+    assert "no-such-digest" in capsys.readouterr().err

@@ -8,11 +8,11 @@ from pathlib import Path
 from notifications.digest import build_digest
 from notifications.render import Renderer
 from pipeline.assemble import wall_clock
-from pipeline.commands.database import migrated_database
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.output import out
 from pipeline.status import load_config_rules
+from storage.migrate import open_migrated
 from storage.outbox import pending_entries
 from storage.outbox import resend as resend_digest
 from storage.outbox import retry as retry_digests
@@ -26,7 +26,7 @@ def preview(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     ruleset = load_config_rules(config)
     now = wall_clock()
-    with migrated_database(config) as db, db.session(write=False) as session:
+    with open_migrated(config.database_url) as db, db.session(write=False) as session:
         data = pending_entries(session, rule_id=args.rule, now=now)
     if data is None:
         out(f"nothing waits for {args.rule}: the next digest would be empty")
@@ -55,7 +55,7 @@ def retry(args: argparse.Namespace) -> int:
     if not args.id and not args.all:
         raise ConfigError("say which digest to retry", hint="newswatch digest retry ID, or --all")
     config = load_config(args.config)
-    with migrated_database(config) as db, db.session() as session:
+    with open_migrated(config.database_url) as db, db.session() as session:
         ids = retry_digests(session, None if args.all else args.id, wall_clock())
     out(f"{len(ids)} digests due now" + "".join(f"\n  {i}" for i in ids))
     return 0
@@ -67,7 +67,7 @@ def resend(args: argparse.Namespace) -> int:
     Example: newswatch digest resend 3f2a9c0d1e2b4a5c6d7e
     """
     config = load_config(args.config)
-    with migrated_database(config) as db, db.session() as session:
+    with open_migrated(config.database_url) as db, db.session() as session:
         resend_digest(session, args.id, wall_clock())
     out(f"digest {args.id} queued to be sent again by the next cycle")
     return 0

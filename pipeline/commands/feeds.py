@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.assemble import wall_clock
-from pipeline.commands.database import migrated_database
 from pipeline.config import Config, FeedConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.feedfile import FeedEntry, add_feeds, check_new_feed, remove_feed, write_atomic
@@ -18,6 +17,7 @@ from pipeline.output import out, out_json
 from pipeline.status import feed_json
 from pipeline.yamlsafe import suggest
 from storage.feeds import FeedSpec, list_feeds, make_due, sync_feeds
+from storage.migrate import open_migrated
 from storage.models import Feed
 
 _NOTES = {"last_error": "error", "hold_reason": "held", "disabled_reason": "disabled"}
@@ -74,7 +74,7 @@ def _stored_feeds(config: Config) -> list[tuple[Feed, int]]:
     url = sa.make_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return []  # listing never creates the database
-    with migrated_database(config) as db, db.session() as session:
+    with open_migrated(config.database_url) as db, db.session() as session:
         return list_feeds(session)
 
 
@@ -92,7 +92,7 @@ def refresh(args: argparse.Namespace) -> int:
                 hint="`newswatch feeds list` shows the feeds",
             )
     now = wall_clock()
-    with migrated_database(config) as db, db.session() as session:
+    with open_migrated(config.database_url) as db, db.session() as session:
         sync_feeds(session, [_spec(config, f) for f in config.feeds], now=now)
         said = make_due(session, args.names, now=now)
     for name, what in said.items():

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.assemble import wall_clock
-from pipeline.commands.database import migrated_database
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, RuleError
 from pipeline.match import CompiledRules, Hit, Match, compile_rules
@@ -23,6 +22,7 @@ from pipeline.output import err, out, out_json
 from pipeline.ruletypes import Place, RuleSet
 from pipeline.status import load_config_rules
 from storage.articles import count_articles, get_article, iter_articles
+from storage.migrate import open_migrated
 from storage.models import Article, Feed
 
 _AGE = re.compile(r"^(\d+)([hdw])$")
@@ -168,7 +168,7 @@ def history_matches(
     start = wall_clock() - parse_age(since)
     found: list[dict[str, Any]] = []
     with (
-        migrated_database(config) as db,
+        open_migrated(config.database_url) as db,
         db.session(write=False) as session,
         _progress(progress) as bar,
     ):
@@ -241,7 +241,7 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def _stored_document(config: Config, article_id: int) -> str:
-    with migrated_database(config) as db, db.session(write=False) as session:
+    with open_migrated(config.database_url) as db, db.session(write=False) as session:
         row = get_article(session, article_id)
         document = None if row is None else row[0].document
     if document is None:
